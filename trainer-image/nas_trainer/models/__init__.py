@@ -1,0 +1,93 @@
+"""Child networks built from an architecture JSON (contract 2/6), for every built-in space.
+
+    model = build_model(architecture_json, num_classes=10, input_shape=(3, 32, 32))
+
+Builders read only `space`, `options` and `canonical` of the JSON, never the tokens, so a
+model can be rebuilt anywhere from the JSON alone. Build options that are not part of
+the architecture (auxiliary head, drop path, widths of the language model, ...) are
+keyword arguments, listed in BUILD_OPTIONS.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .common import ArchitectureError, set_drop_path_prob
+from .macro_cnn import build_macro_cnn
+from .nas_bench_201 import build_nas_bench_201
+from .nasnet import build_nasnet
+from .rnn_cell import RNNLanguageModel, build_rnn_language_model
+
+__all__ = ["ArchitectureError", "BUILD_OPTIONS", "IMAGE_SPACES", "LANGUAGE_SPACES",
+           "RNNLanguageModel", "build_model", "count_flops", "count_parameters",
+           "set_drop_path_prob"]
+
+IMAGE_SPACES = ("macro-cnn", "nasnet", "nas-bench-201")
+LANGUAGE_SPACES = ("rnn-cell",)
+TABULAR_SPACES = ("nas-bench-graph",)
+
+# Keyword options each builder takes besides the architecture.
+BUILD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "macro-cnn": (),
+    "nasnet": ("auxiliary", "drop_path"),
+    "nas-bench-201": ("channels", "cells_per_stage"),
+    "rnn-cell": ("embedding_size", "hidden_size", "dropout", "tie_weights"),
+}
+
+
+def build_model(architecture: Mapping[str, Any], num_classes: int,
+                input_shape: tuple[int, ...] = (3, 32, 32), **options: Any) -> nn.Module:
+    """Build the child network of `architecture` (a contract-2 dict).
+
+    num_classes is the vocabulary size for language spaces, where input_shape is unused.
+    Raises ArchitectureError (a ValueError) when the architecture cannot be built.
+    """
+    if not isinstance(architecture, Mapping):
+        raise ArchitectureError("architecture must be a JSON object")
+    space = architecture.get("space")
+    canonical = architecture.get("canonical")
+    space_options = architecture.get("options") or {}
+    if space in TABULAR_SPACES:
+        raise ArchitectureError(f"{space} architectures are looked up in the benchmark "
+                                "table, not built")
+    if space not in BUILD_OPTIONS:
+        raise ArchitectureError(f"no model builder for space {space!r}; built-in spaces are "
+                                f"{sorted(BUILD_OPTIONS)} (a custom space needs its own trainer)")
+    if not isinstance(canonical, Mapping):
+        raise ArchitectureError(f"{space} architecture needs a 'canonical' object")
+    unknown = sorted(set(options) - set(BUILD_OPTIONS[space]))
+    if unknown:
+        raise ArchitectureError(f"unknown build options for {space}: {unknown} "
+                                f"(known: {list(BUILD_OPTIONS[space])})")
+    if num_classes < 1:
+        raise ArchitectureError(f"num_classes must be >= 1 (got {num_classes})")
+
+    if space == "macro-cnn":
+        return build_macro_cnn(canonical, num_classes, input_shape)
+    if space == "nasnet":
+        return build_nasnet(canonical, space_options, num_classes, input_shape, **options)
+    if space == "nas-bench-201":
+        merged = {**space_options, **options}
+        return build_nas_bench_201(canonical, merged, num_classes, input_shape)
+    return build_rnn_language_model(canonical, num_classes, **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, shared (tied) tensors counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """Floating-point operations (2 × multiply-accumulates of convolutions and matrix
+    products) of one inference forward pass on `example`."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
