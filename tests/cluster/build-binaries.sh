@@ -51,12 +51,13 @@ go_directive="$(grep -m1 '^go ' "$kmod_file")"
 } > go.mod
 log "resolving k8s.io/kubernetes v$K8S_VERSION with staging modules at $staging_version"
 go mod download k8s.io/kubernetes
+# Version stamps: the API server derives its emulation/compatibility version from them.
+minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${K8S_VERSION#1.}"
+  ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-ldflags="${ldflags//gitMinor=${K8S_VERSION#1.}/gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)}"
 for b in "${K8S_BINARIES[@]}"; do
   [[ -x "$BIN_DIR/$b" ]] && continue
   log "building $b (first build takes several minutes)"
@@ -71,7 +72,7 @@ if [[ ! -x "$BIN_DIR/etcd" ]]; then
   printf 'module nas-operator.test/etcd-binary\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION" > go.mod
   log "building etcd v$ETCD_VERSION"
   go mod download go.etcd.io/etcd/server/v3
-  go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3
+  go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" -o "$BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3
   mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
 fi
 
