@@ -1,0 +1,140 @@
+"""`nas-train`: train one child network and report its result (contract 3).
+
+    nas-train --architecture arch.json --config trainer.json --out DIR
+    NAS_ARCHITECTURE='{...}' NAS_TRAINER_CONFIG='{...}' nas-train      # as in a trial pod
+
+--architecture takes a file or '-' (stdin); --config a JSON/YAML file holding the
+manifest's spec.trainer block (or a whole ArchitectureSearch manifest). Without them the
+inline JSON of NAS_ARCHITECTURE / NAS_TRAINER_CONFIG is used; --out defaults to
+NAS_OUTPUT_DIR. The result goes to the termination log (default /dev/termination-log
+when writable), to stdout as one JSON line, and with --out to DIR/result.json,
+DIR/epochs.jsonl and DIR/model.pt.
+
+Exit codes: 0 done; 3 permanent — the architecture or the configuration is invalid, or
+the child does not fit in GPU memory at this batch size (the same trial would fail the
+same way again: lower trainer.batchSize instead); any other code (1) is an
+infrastructure error worth retrying (data not reachable, a lost device, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 3
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+
+class InputError(ValueError):
+    """An argument or document that cannot be read: permanent."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nas-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--architecture", "-a", help="architecture JSON file, or - for stdin "
+                        "(default: $NAS_ARCHITECTURE, inline JSON)")
+    parser.add_argument("--config", "-c", help="trainer config: spec.trainer as JSON/YAML, or "
+                        "a whole manifest (default: $NAS_TRAINER_CONFIG, inline JSON)")
+    parser.add_argument("--out", "-o", help="folder for result.json, epochs.jsonl, model.pt "
+                        "(default: $NAS_OUTPUT_DIR)")
+    parser.add_argument("--termination-log", help="where to write the result for Kubernetes "
+                        f"(default: {DEFAULT_TERMINATION_LOG} when writable; '' for none)")
+    parser.add_argument("--device", help="override trainer.device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no per-epoch log on stderr")
+    return parser.parse_args(argv)
+
+
+def read_document(source: str | None, env: str, what: str) -> Any:
+    """JSON/YAML from a file, '-' (stdin), or else the inline JSON of $env."""
+    if source == "-":
+        text, origin = sys.stdin.read(), "stdin"
+    elif source:
+        try:
+            text, origin = Path(source).read_text(), source
+        except OSError as err:
+            raise InputError(f"cannot read {what} {source}: {err.strerror}") from err
+    elif os.environ.get(env):
+        text, origin = os.environ[env], f"${env}"
+    else:
+        raise InputError(f"no {what}: pass --{what} FILE or set {env}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception as err:  # noqa: BLE001 - any parse failure is the same user error
+        raise InputError(f"{what} from {origin} is neither JSON nor YAML: {err}") from err
+
+
+def trainer_block(doc: Any) -> dict[str, Any]:
+    """spec.trainer of a manifest, or the document itself."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InputError("the trainer config must be an object")
+    if isinstance(doc.get("spec"), dict) and "trainer" in doc["spec"]:
+        return dict(doc["spec"]["trainer"] or {})
+    return doc
+
+
+def termination_path(arg: str | None) -> str | None:
+    if arg is not None:
+        return arg or None
+    path = DEFAULT_TERMINATION_LOG
+    return path if os.path.exists(path) and os.access(path, os.W_OK) else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    log_path = termination_path(args.termination_log)
+    # torch is imported here, after argument parsing, and counted in `seconds`.
+    from .models import ArchitectureError
+    from .training import (ConfigError, TrainerConfig, error_json, train_architecture,
+                           write_termination_message)
+    from .training.run import log_to_stderr
+
+    def fail(message: str, permanent: bool) -> int:
+        print(f"nas-train: {'invalid' if permanent else 'error'}: {message}", file=sys.stderr)
+        write_termination_message(log_path, error_json(message, permanent))
+        return EXIT_PERMANENT if permanent else EXIT_RETRYABLE
+
+    try:
+        architecture = read_document(args.architecture, "NAS_ARCHITECTURE", "architecture")
+        if not isinstance(architecture, dict):
+            raise InputError("the architecture must be a JSON object (contract 2)")
+        config_doc = trainer_block(read_document(args.config, "NAS_TRAINER_CONFIG", "config")
+                                   if args.config or os.environ.get("NAS_TRAINER_CONFIG")
+                                   else {})
+        if args.device:
+            config_doc["device"] = args.device
+        config = TrainerConfig.from_dict(config_doc)
+        out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
+        outcome = train_architecture(architecture, config, out_dir=out, started=started,
+                                     log=(lambda _: None) if args.quiet else log_to_stderr)
+    except (InputError, ArchitectureError, ConfigError) as err:
+        return fail(str(err), permanent=True)
+    except Exception as err:  # noqa: BLE001 - classify, report, and exit
+        import torch
+
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            return fail(f"CUDA out of memory: the child does not fit at this batch size "
+                        f"({str(err).splitlines()[0]})", permanent=True)
+        traceback.print_exc()
+        return fail(f"{type(err).__name__}: {err}", permanent=False)
+    doc = outcome.result.to_json()
+    write_termination_message(log_path, doc)
+    print(json.dumps(doc, sort_keys=True))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
