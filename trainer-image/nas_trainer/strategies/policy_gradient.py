@@ -11,6 +11,7 @@ import torch
 
 from ..architecture import Architecture
 from ..spaces.base import MAX_DRAWS, SearchSpace
+from .adam import FlatAdam
 from .base import Strategy
 from .controller import ControllerPolicy
 from .sampler import NumpySampler
@@ -44,10 +45,7 @@ class PolicyGradientStrategy(Strategy):
         self.failure_reward = failure_reward
         init_generator = torch.Generator().manual_seed(seed)
         self.policy = ControllerPolicy(space.decisions, hidden_size, lstm_layers, init_generator)
-        # foreach: one multi-tensor step for all parameters (fused=True would be cheaper per
-        # step but its first step imports torch._dynamo, ~2 s).
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate,
-                                          foreach=True)
+        self.optimizer = FlatAdam(self.policy.parameters(), lr=learning_rate)
         self.sampler = NumpySampler(self.policy)
         self.rng = np.random.default_rng(seed)  # draws tokens
         self.baseline: float | None = None
@@ -116,7 +114,7 @@ class PolicyGradientStrategy(Strategy):
         return {
             "strategy": self.name,
             "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
-            "optimizer": _clone(self.optimizer.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
             "rng": self.rng.bit_generator.state,
             "baseline": self.baseline,
             "reward_variance": self.reward_variance,
@@ -139,14 +137,3 @@ class PolicyGradientStrategy(Strategy):
     def metrics(self) -> dict[str, float]:
         return {"policy_version": float(self.policy_version), "entropy": self.entropy,
                 "baseline": math.nan if self.baseline is None else self.baseline}
-
-
-def _clone(value: Any) -> Any:
-    """Deep copy of an optimizer state (tensors cloned), so a saved state is a snapshot."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clone(v) for v in value]
-    return value

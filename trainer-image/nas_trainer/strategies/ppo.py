@@ -47,7 +47,7 @@ class PpoStrategy(PolicyGradientStrategy):
         entropy = torch.zeros(0)
         for _ in range(self.ppo_epochs):
             loss, entropy = self.loss(tokens, advantages, old_log_prob)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
         return float(entropy.detach().mean())

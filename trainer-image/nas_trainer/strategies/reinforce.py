@@ -33,7 +33,7 @@ class ReinforceStrategy(PolicyGradientStrategy):
     def _update(self, tokens: torch.Tensor, advantages: torch.Tensor,
                 sampled_log_probs: list[float | None]) -> float:
         loss, entropy = self.loss(tokens, advantages)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         return float(entropy.detach().mean())

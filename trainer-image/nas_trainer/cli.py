@@ -1,0 +1,226 @@
+"""`nas`: run an ArchitectureSearch manifest on this machine, and look at its results.
+
+    nas run SEARCH.yaml [--out DIR] [--max-trials N] [--parallelism N]
+    nas best DIR
+    nas plot DIR [-o FILE.png]
+    nas validate SEARCH.yaml
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .manifest import ManifestError, SearchManifest, parse_search
+from .results import ResultsFolder, TrialRecord
+
+app = typer.Typer(help="Neural architecture search, the same manifest as on Kubernetes.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+# Parts of the spec a results folder is tied to: a different space or strategy would make
+# its checkpoint and trials meaningless for the new search.
+IDENTITY_FIELDS = ("searchSpace", "strategy")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path, max_trials: Optional[int] = None,
+          parallelism: Optional[int] = None) -> SearchManifest:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as err:
+        _fail(f"{path}: cannot read it ({err.strerror})")
+    except yaml.YAMLError as err:
+        _fail(f"{path}: not valid YAML: {err}")
+    if (max_trials is not None or parallelism is not None) and isinstance(doc, dict) \
+            and isinstance(doc.get("spec"), dict):
+        doc = copy.deepcopy(doc)
+        trials = dict(doc["spec"].get("trials") or {})
+        doc["spec"]["trials"] = trials
+        if max_trials is not None:
+            trials["max"] = max_trials
+        if parallelism is not None:
+            trials["parallelism"] = parallelism
+    try:
+        return parse_search(doc)
+    except ManifestError as err:
+        _fail(f"{path}: {err}")
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
+                                             help="An ArchitectureSearch manifest."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Results folder "
+                                           "(default runs/<metadata.name>)."),
+        max_trials: Optional[int] = typer.Option(None, "--max-trials",
+                                                 help="Override spec.trials.max."),
+        parallelism: Optional[int] = typer.Option(None, "--parallelism",
+                                                  help="Override spec.trials.parallelism.")
+        ) -> None:
+    """Run a search here; run it again to continue where it stopped."""
+    from .evaluators import make_executor
+    from .search import TOO_MANY_FAILURES, Budget, SearchLoop
+
+    manifest = _load(manifest_path, max_trials, parallelism)
+    folder = ResultsFolder(out or Path("runs") / manifest.name)
+    _check_same_search(folder, manifest)
+    folder.write_manifest(manifest.document)
+    space = manifest.space.build()
+    strategy = manifest.strategy.build(space)
+    if "torch" in sys.modules:
+        # The controller's tensors are tiny: extra intra-op threads only contend for cores.
+        sys.modules["torch"].set_num_threads(1)
+    executor = make_executor(manifest, folder)
+    trials = manifest.trials
+    budget = Budget(max_trials=trials.max, parallelism=trials.parallelism,
+                    max_failed=trials.max_failed, goal=trials.goal)
+    done_before = len(folder.read_trials())
+    if done_before:
+        console.print(f"Continuing {folder.path}: {done_before} trials already done.")
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
+                        TimeElapsedColumn(), console=console, transient=False)
+    task = progress.add_task(manifest.name, total=trials.max, completed=done_before, best="-")
+
+    def on_trial(record: TrialRecord, loop: SearchLoop) -> None:
+        best = f"{loop.best.reward:.4f}" if loop.best is not None else "-"
+        progress.update(task, completed=len(loop.records), best=best)
+
+    loop = SearchLoop(space, strategy, executor, folder, budget, on_trial=on_trial)
+    try:
+        with progress:
+            summary = loop.run()
+    except KeyboardInterrupt:
+        executor.cancel()
+        console.print(f"\nInterrupted. {len(loop.records)} trials are saved in {folder.path}; "
+                      f"run the same command again to continue.")
+        raise typer.Exit(130)
+    console.print(f"{summary.reason}: {summary.trials} trials ({summary.failed} failed, "
+                  f"{summary.known_proposals} known proposals answered from results) "
+                  f"in {summary.seconds:.1f} s.")
+    if summary.best is not None:
+        _print_trial(summary.best, "Best architecture")
+    console.print(f"Results in {folder.path}/")
+    if summary.reason == TOO_MANY_FAILURES:
+        raise typer.Exit(1)
+
+
+def _check_same_search(folder: ResultsFolder, manifest: SearchManifest) -> None:
+    previous = folder.read_manifest()
+    if not previous:
+        return
+    for key in IDENTITY_FIELDS:
+        before = (previous.get("spec") or {}).get(key)
+        now = (manifest.document.get("spec") or {}).get(key)
+        if before != now:
+            _fail(f"{folder.path} holds a search with a different spec.{key}; "
+                  f"use another --out (or delete the folder) to start a new search")
+
+
+def _print_trial(record: TrialRecord, title: str) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_row("trial", str(record.index))
+    table.add_row("reward", f"{record.reward:.6g}" if record.reward is not None else "-")
+    for name, value in record.metrics.items():
+        table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+    if record.parameters is not None:
+        table.add_row("parameters", f"{record.parameters:,}")
+    table.add_row("hash", record.hash)
+    table.add_row("architecture", json.dumps(record.architecture.get("canonical"),
+                                             sort_keys=False))
+    console.print(table)
+
+
+def _folder_records(directory: Path) -> list[TrialRecord]:
+    folder = ResultsFolder(directory)
+    if not folder.trials_file.exists():
+        _fail(f"{directory} has no {folder.trials_file.name}: not a results folder "
+              f"(or no trial finished yet)")
+    return folder.read_trials()
+
+
+@app.command()
+def best(directory: Path = typer.Argument(..., metavar="DIR", help="A results folder."),
+         as_json: bool = typer.Option(False, "--json", help="Print the trial record as JSON.")
+         ) -> None:
+    """Print the best trial of a results folder."""
+    succeeded = [r for r in _folder_records(directory) if r.succeeded]
+    if not succeeded:
+        _fail(f"no trial in {directory} succeeded yet", code=1)
+    record = max(succeeded, key=lambda r: r.reward)
+    if as_json:
+        console.print_json(json.dumps(record.to_json()))
+    else:
+        _print_trial(record, f"Best of {len(succeeded)} succeeded trials")
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., metavar="DIR", help="A results folder."),
+         output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                               help="Image file (default DIR/progress.png).")
+         ) -> None:
+    """Plot each trial's reward and the best so far, in the order trials finished."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = _folder_records(directory)
+    output = output or directory / "progress.png"
+    points = [(n, r.reward) for n, r in enumerate(records, start=1) if r.succeeded]
+    failures = [n for n, r in enumerate(records, start=1) if not r.succeeded]
+    best_so_far: list[float] = []
+    for _, reward in points:
+        best_so_far.append(max(reward, best_so_far[-1]) if best_so_far else reward)
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    if points:
+        axes.scatter([n for n, _ in points], [r for _, r in points], s=8, alpha=0.5,
+                     label="reward")
+        axes.step([n for n, _ in points], best_so_far, where="post", color="C3",
+                  label="best so far")
+    if failures:
+        low = min((r for _, r in points), default=0.0)
+        axes.scatter(failures, [low] * len(failures), marker="x", color="grey", label="failed")
+    axes.set_xlabel("trial (in order of completion)")
+    axes.set_ylabel("reward")
+    axes.set_title(f"{directory.name}: {len(records)} trials")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(output, dpi=120)
+    plt.close(figure)
+    console.print(f"Wrote {output}")
+
+
+@app.command()
+def validate(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
+                                                  help="An ArchitectureSearch manifest.")
+             ) -> None:
+    """Check a manifest without running it."""
+    manifest = _load(manifest_path)
+    space = manifest.space.build()
+    size = space.size()
+    trials = manifest.trials
+    console.print(
+        f"{manifest_path}: valid. Search {manifest.name}: space {space.name} "
+        f"({len(space.decisions)} decisions, {size if size is not None else 'uncounted'} "
+        f"architectures), strategy {manifest.strategy.name} (seed {manifest.strategy.seed}), "
+        f"up to {trials.max} trials, {trials.parallelism} at a time.", highlight=False)
+
+
+if __name__ == "__main__":
+    app()
