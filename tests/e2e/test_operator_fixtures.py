@@ -30,6 +30,7 @@ from tests.cluster.waiting import wait_for
 
 CRDS = REPO_ROOT / "crds"
 GROUP_VERSION = "archsearch.io/v1alpha1"
+IDLE_CONTROLLER = ["python", "-c", "import time; time.sleep(3600)"]
 
 
 def free_port() -> int:
@@ -166,6 +167,12 @@ class OperatorProcess:
             "NAS_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "NAS_OPERATOR_STATUS_INTERVAL_SECONDS": "0.5",
             "NAS_OPERATOR_CONTROLLER_RESTART_BACKOFF_SECONDS": "1",
+            # operator-only tests: a controller stand-in that idles (the real one is
+            # tested with the operator in test_operator_search.py)
+            "NAS_OPERATOR_CONTROLLER_COMMAND": json.dumps(IDLE_CONTROLLER),
+            # the test node agent runs a pod as its runAsUser, and this machine's Python
+            # lives under /root (mode 0700): keep the image's user (root here)
+            "NAS_OPERATOR_RUN_AS_USER": "none",
             **(env or {}),
         }
         self.args = args

@@ -1,0 +1,192 @@
+"""ValidatingAdmissionPolicies that confine each search's controller to its own search.
+
+Two cluster-wide policies, shared by all searches and parameterised per search by a
+ConfigMap ``<search>-admission`` in the search's namespace (owned by the search, so it
+goes with it). The bindings select every such ConfigMap in the request's namespace; a
+request is checked against each, and only the one whose ServiceAccount made the request
+constrains it. RBAC alone cannot say "Trials labelled with my search".
+
+- ``archsearch.io-controller-trials``: a controller may create only Trials labelled
+  ``archsearch.io/search=<its search>``, with ``spec.searchName: <its search>`` and an
+  owner reference to its search (kind, name and uid).
+- ``archsearch.io-controller-status``: a controller may change only ``status.controller``
+  of its search's status (the operator owns the rest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..names import (
+    ADMISSION_POLICY_NAME,
+    COMPONENT_ADMISSION,
+    GROUP,
+    LABEL_ADMISSION_PARAMS,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    SEARCH_KIND,
+    SEARCH_PLURAL,
+    STATUS_POLICY_NAME,
+    TRIAL_PLURAL,
+    admission_params_name,
+    controller_name,
+    owner_reference,
+    search_labels,
+    service_account_username,
+)
+
+API = "admissionregistration.k8s.io/v1"
+PARAMS_SELECTOR_VALUE = "controller"
+
+# status fields the operator owns; the controller may not change them
+OPERATOR_STATUS_FIELDS = (
+    "phase",
+    "observedGeneration",
+    "conditions",
+    "trials",
+    "progress",
+    "best",
+    "controllerPod",
+    "controllerRestarts",
+    "startTime",
+    "completionTime",
+)
+
+_FROM_SERVICE_ACCOUNT = {
+    "name": "from-a-service-account",
+    "expression": "request.userInfo.username.startsWith('system:serviceaccount:')",
+}
+_VARIABLES = [
+    {"name": "isController", "expression": "request.userInfo.username == params.data.serviceAccount"},
+    {"name": "search", "expression": "params.data.search"},
+]
+
+
+def build_admission_params(search: dict[str, Any]) -> dict[str, Any]:
+    """The per-search parameters of both policies."""
+    meta = search["metadata"]
+    labels = search_labels(meta["name"], COMPONENT_ADMISSION)
+    labels[LABEL_ADMISSION_PARAMS] = PARAMS_SELECTOR_VALUE
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": admission_params_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [owner_reference(search)],
+        },
+        "immutable": True,
+        "data": {
+            "search": meta["name"],
+            "uid": meta["uid"],
+            "serviceAccount": service_account_username(meta["namespace"], controller_name(meta["name"])),
+        },
+    }
+
+
+def _policy(name: str, resource: str, operations: list[str], validations: list[dict]) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": operations,
+                        "resources": [resource],
+                    }
+                ]
+            },
+            "matchConditions": [_FROM_SERVICE_ACCOUNT],
+            "variables": _VARIABLES,
+            "validations": validations,
+        },
+    }
+
+
+def build_trial_admission_policy() -> dict[str, Any]:
+    who = "'ServiceAccount ' + request.userInfo.username + ' is the controller of ArchitectureSearch ' + variables.search"
+    return _policy(
+        ADMISSION_POLICY_NAME,
+        TRIAL_PLURAL,
+        ["CREATE"],
+        [
+            {
+                "expression": "!variables.isController || (has(object.metadata.labels) && "
+                "'archsearch.io/search' in object.metadata.labels && "
+                "object.metadata.labels['archsearch.io/search'] == variables.search)",
+                "messageExpression": who
+                + " + ': it may create only Trials labelled archsearch.io/search=' + variables.search",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "!variables.isController || object.spec.searchName == variables.search",
+                "messageExpression": who + " + ': spec.searchName must be ' + variables.search",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "!variables.isController || (has(object.metadata.ownerReferences) && "
+                f"object.metadata.ownerReferences.exists(o, o.kind == '{SEARCH_KIND}' && "
+                "o.name == variables.search && o.uid == params.data.uid))",
+                "messageExpression": who
+                + " + ': a Trial must have an owner reference to ArchitectureSearch ' + variables.search"
+                " + ' (uid ' + params.data.uid + ')'",
+                "reason": "Forbidden",
+            },
+        ],
+    )
+
+
+def _unchanged(field: str) -> str:
+    new, old = f"object.status.{field}", f"oldObject.status.{field}"
+    return f"(has({new}) == has({old}) && (!has({new}) || {new} == {old}))"
+
+
+def build_status_admission_policy() -> dict[str, Any]:
+    unchanged = " && ".join(_unchanged(f) for f in OPERATOR_STATUS_FIELDS)
+    return _policy(
+        STATUS_POLICY_NAME,
+        f"{SEARCH_PLURAL}/status",
+        ["UPDATE"],
+        [
+            {
+                "expression": "!variables.isController || !has(object.status) || "
+                f"!has(oldObject.status) || ({unchanged})",
+                "messageExpression": "'ServiceAccount ' + request.userInfo.username + "
+                "' may change only status.controller of ArchitectureSearch ' + variables.search",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+
+
+def build_policy_binding(policy_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy_name, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
+        "spec": {
+            "policyName": policy_name,
+            "validationActions": ["Deny"],
+            "paramRef": {
+                "selector": {"matchLabels": {LABEL_ADMISSION_PARAMS: PARAMS_SELECTOR_VALUE}},
+                "parameterNotFoundAction": "Allow",
+            },
+        },
+    }
+
+
+def build_admission_policies() -> list[dict[str, Any]]:
+    """Both policies and their bindings, in creation order."""
+    return [
+        build_trial_admission_policy(),
+        build_policy_binding(ADMISSION_POLICY_NAME),
+        build_status_admission_policy(),
+        build_policy_binding(STATUS_POLICY_NAME),
+    ]

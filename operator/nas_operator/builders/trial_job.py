@@ -1,0 +1,169 @@
+"""A Trial's batch/v1 Job: the child network is trained in its pod.
+
+- ``podFailurePolicy``: the trainer's exit code 3 (a permanent error: an invalid
+  architecture or configuration) fails the Job at once; a pod with the DisruptionTarget
+  condition (preemption, eviction, node loss) is replaced without using the retries.
+- ``backoffLimit`` is ``spec.trials.retries``; ``activeDeadlineSeconds`` is
+  ``spec.trials.timeoutSeconds`` (the Job's clock starts when the Job does, so time
+  spent Pending counts).
+- The result JSON travels in the termination message; the search volume is mounted only
+  when the snapshot says so (ReadWriteMany claim or ``trainer.mountSearchVolume``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import OperatorSettings
+from ..names import (
+    COMPONENT_TRIAL,
+    DATA_MOUNT_PATH,
+    DATA_VOLUME,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    LABEL_SEARCH,
+    LABEL_TRIAL,
+    LABEL_TRIAL_INDEX,
+    MANAGED_BY,
+    TRAINER_CONTAINER,
+    job_name,
+    owner_reference,
+)
+
+PERMANENT_EXIT_CODE = 3
+DEFAULT_COMMAND = ("nas-train",)
+
+# spec.trainer keys that shape the pod; the others are the trainer's own configuration
+POD_FIELDS = frozenset(
+    {
+        "image",
+        "command",
+        "args",
+        "resources",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "env",
+        "volumes",
+        "volumeMounts",
+        "mountSearchVolume",
+    }
+)
+
+
+def trainer_config(trainer: dict[str, Any]) -> dict[str, Any]:
+    """``NAS_TRAINER_CONFIG``: spec.trainer without the pod fields (contract 7)."""
+    return {k: v for k, v in sorted(trainer.items()) if k not in POD_FIELDS}
+
+
+def trial_labels(trial: dict[str, Any]) -> dict[str, str]:
+    spec = trial["spec"]
+    return {
+        LABEL_SEARCH: spec["searchName"],
+        LABEL_TRIAL: trial["metadata"]["name"],
+        LABEL_TRIAL_INDEX: str(spec["index"]),
+        LABEL_COMPONENT: COMPONENT_TRIAL,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def _env(trial: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = trial["spec"]
+    env = [
+        {"name": "NAS_ARCHITECTURE", "value": json.dumps(spec["architecture"], sort_keys=True)},
+        {"name": "NAS_TRAINER_CONFIG", "value": json.dumps(trainer_config(run["trainer"]))},
+        {"name": "NAS_SEARCH_NAME", "value": spec["searchName"]},
+        {"name": "NAS_TRIAL_NAME", "value": trial["metadata"]["name"]},
+        {"name": "NAS_TRIAL_INDEX", "value": str(spec["index"])},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    if run["mountSearchVolume"]:
+        env.append({"name": "NAS_OUTPUT_DIR", "value": f"{DATA_MOUNT_PATH}/trials/{spec['index']:05d}"})
+    return env + list(run["trainer"].get("env") or [])
+
+
+def _container(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    trainer = run["trainer"]
+    mounts = list(trainer.get("volumeMounts") or [])
+    if run["mountSearchVolume"]:
+        mounts.append({"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH})
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": trainer.get("image") or settings.default_trainer_image,
+        "command": list(trainer.get("command") or DEFAULT_COMMAND),
+        "env": _env(trial, run),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    if trainer.get("args"):
+        container["args"] = list(trainer["args"])
+    if trainer.get("resources"):
+        container["resources"] = trainer["resources"]
+    if mounts:
+        container["volumeMounts"] = mounts
+    if settings.image_pull_policy:
+        container["imagePullPolicy"] = settings.image_pull_policy
+    return container
+
+
+def _pod_spec(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    trainer = run["trainer"]
+    volumes = list(trainer.get("volumes") or [])
+    if run["mountSearchVolume"]:
+        volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}})
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
+        "automountServiceAccountToken": False,  # a trial never talks to the API
+        "containers": [_container(trial, run, settings)],
+    }
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if trainer.get(key):
+            pod[key] = trainer[key]
+    if volumes:
+        pod["volumes"] = volumes
+    return pod
+
+
+def build_trial_job(
+    trial: dict[str, Any],
+    run: dict[str, Any],
+    settings: OperatorSettings,
+    suspend: bool = False,
+) -> dict[str, Any]:
+    """The Job of ``trial``; ``run`` is the trainer snapshot of its generation."""
+    labels = trial_labels(trial)
+    spec: dict[str, Any] = {
+        "backoffLimit": int(run["retries"]),
+        "activeDeadlineSeconds": int(run["timeoutSeconds"]),
+        "suspend": bool(suspend),
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": TRAINER_CONTAINER,
+                        "operator": "In",
+                        "values": [PERMANENT_EXIT_CODE],
+                    },
+                },
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": labels}, "spec": _pod_spec(trial, run, settings)},
+    }
+    if settings.trial_job_ttl_seconds is not None:
+        spec["ttlSecondsAfterFinished"] = settings.trial_job_ttl_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(trial["metadata"]["name"]),
+            "namespace": trial["metadata"]["namespace"],
+            "labels": labels,
+            "ownerReferences": [owner_reference(trial)],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,59 @@
+"""Trial handlers: every event of a Trial, its Job or its pods resyncs that Trial.
+
+Plain event handlers (no kopf progress annotations, no finalizer on Trials); what an
+event handler misses, the status loop's repair catches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..config import SETTINGS
+from ..k8s import api
+from ..names import (
+    COMPONENT_CONTROLLER,
+    COMPONENT_TRIAL,
+    GROUP,
+    LABEL_COMPONENT,
+    LABEL_SEARCH,
+    LABEL_TRIAL,
+    TRIAL_PLURAL,
+    VERSION,
+)
+from ..status_loop import LOOP
+from ..trial_sync import sync_trial
+from ..trial_status import FINISHED
+
+
+@kopf.on.event(GROUP, VERSION, TRIAL_PLURAL)
+@metrics.instrumented("trial")
+def trial_event(
+    event: kopf.RawEvent, namespace: str, name: str, spec: kopf.Spec, status: kopf.Status,
+    trial_jobs: kopf.Index, **_: Any,
+) -> None:
+    """A new Trial gets its Job; later ones are followed through their Job's events."""
+    LOOP.mark(namespace, spec.get("searchName"))
+    if event["type"] == "DELETED" or status.get("phase") in FINISHED or (namespace, name) in trial_jobs:
+        return
+    sync_trial(api(), namespace, name, SETTINGS)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_COMPONENT: COMPONENT_TRIAL})
+@metrics.instrumented("trial_job")
+def trial_job_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    sync_trial(api(), namespace, labels[LABEL_TRIAL], SETTINGS)
+    LOOP.mark(namespace, labels.get(LABEL_SEARCH))
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_TRIAL})
+@metrics.instrumented("trial_pod")
+def trial_pod_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    sync_trial(api(), namespace, labels[LABEL_TRIAL], SETTINGS)
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_CONTROLLER})
+def controller_pod_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    LOOP.mark(namespace, labels.get(LABEL_SEARCH))

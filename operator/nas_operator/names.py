@@ -1,0 +1,88 @@
+"""Names, labels and API coordinates shared by every builder and handler.
+
+Every object the operator makes has a deterministic name derived from its search or
+trial, so a restarted operator (or a second one) finds what exists instead of creating
+it twice: a create that answers 409 AlreadyExists means "already done".
+"""
+
+from __future__ import annotations
+
+GROUP = "archsearch.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+SEARCH_KIND = "ArchitectureSearch"
+SEARCH_PLURAL = "architecturesearches"
+TRIAL_KIND = "Trial"
+TRIAL_PLURAL = "trials"
+
+LABEL_SEARCH = "archsearch.io/search"
+LABEL_TRIAL = "archsearch.io/trial"
+LABEL_TRIAL_INDEX = "archsearch.io/trial-index"
+LABEL_COMPONENT = "archsearch.io/component"
+LABEL_GENERATION = "archsearch.io/generation"
+LABEL_ADMISSION_PARAMS = "archsearch.io/admission-params"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "nas-operator"
+
+COMPONENT_CONTROLLER = "controller"
+COMPONENT_TRIAL = "trial"
+COMPONENT_STORAGE = "storage"
+COMPONENT_RBAC = "rbac"
+COMPONENT_SNAPSHOT = "trainer-snapshot"
+COMPONENT_ADMISSION = "admission"
+
+TRAINER_CONTAINER = "trainer"
+CONTROLLER_CONTAINER = "controller"
+DATA_VOLUME = "search-data"
+DATA_MOUNT_PATH = "/data"
+SNAPSHOT_KEY = "trainer.json"
+
+ADMISSION_POLICY_NAME = "archsearch.io-controller-trials"
+STATUS_POLICY_NAME = "archsearch.io-controller-status"
+
+
+def controller_name(search: str) -> str:
+    """The controller pod, its ServiceAccount, Role, RoleBinding and Lease."""
+    return f"{search}-controller"
+
+
+def pvc_name(search: str) -> str:
+    return f"{search}-data"
+
+
+def snapshot_name(search: str, generation: int) -> str:
+    return f"{search}-trainer-{generation}"
+
+
+def admission_params_name(search: str) -> str:
+    return f"{search}-admission"
+
+
+def trial_name(search: str, index: int) -> str:
+    return f"{search}-{index:05d}"
+
+
+def job_name(trial: str) -> str:
+    """A trial's Job has the trial's name (contract 4)."""
+    return trial
+
+
+def service_account_username(namespace: str, service_account: str) -> str:
+    return f"system:serviceaccount:{namespace}:{service_account}"
+
+
+def search_labels(search: str, component: str) -> dict[str, str]:
+    return {LABEL_SEARCH: search, LABEL_COMPONENT: component, LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def owner_reference(obj: dict, controller: bool = True) -> dict:
+    """An owner reference to ``obj`` (a search or a trial), for garbage collection."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,120 @@
+"""One pass over one search: its controller pod, its status, its metrics, trial repair.
+
+Runs from the status loop (at a bounded rate, never per Trial event). The Trial counts
+and the best trial come from the kopf index, so a pass costs one GET of the search, a
+status patch only when something changed, and a pod create/delete when needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from . import events, metrics
+from .builders.controller_pod import build_controller_pod
+from .config import OperatorSettings
+from .k8s import KubeApi
+from .names import API_VERSION, SEARCH_KIND
+from .records import PodRecord, TrialRecord
+from .search_status import PodAction, controller_pod_action, derive_search_status, utcnow
+from .trial_status import status_patch
+
+log = logging.getLogger(__name__)
+OPERATOR_FIELDS_IGNORED = ("controller",)  # the controller's part of the status
+
+
+def _operator_status(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k not in OPERATOR_FIELDS_IGNORED}
+
+
+def _act_on_pod(
+    api: KubeApi, search: dict[str, Any], action: PodAction, pod: PodRecord | None,
+    settings: OperatorSettings, status: dict[str, Any],
+) -> None:
+    """Create or delete the controller pod; records controllerPod/controllerRestarts in ``status``."""
+    old = search.get("status") or {}
+    meta = search["metadata"]
+    if action is PodAction.CREATE:
+        created_pod, created = api.create(build_controller_pod(search, settings))
+        if created and old.get("controllerPod"):
+            status["controllerRestarts"] = int(old.get("controllerRestarts") or 0) + 1
+            metrics.CONTROLLER_RESTARTS.labels(meta["namespace"], meta["name"]).inc()
+            events.warning(search, "ControllerReplaced", f"replaced controller pod {created_pod['metadata']['name']}")
+        elif created:
+            events.normal(search, "ControllerCreated", f"created controller pod {created_pod['metadata']['name']}")
+        status["controllerPod"] = created_pod["metadata"]["name"]
+    elif action is PodAction.DELETE and pod is not None:
+        api.delete("v1", "Pod", meta["namespace"], pod.name, uid=pod.uid)
+        if status["phase"] == "Suspended":
+            status["controllerPod"] = None
+            events.normal(search, "ControllerStopped", f"deleted controller pod {pod.name}: the search is suspended")
+        else:
+            events.warning(search, "ControllerEnded", f"controller pod {pod.name} ended ({pod.message}); replacing it")
+
+
+def reconcile_search(
+    api: KubeApi,
+    namespace: str,
+    name: str,
+    records: list[TrialRecord],
+    pod: PodRecord | None,
+    settings: OperatorSettings,
+) -> None:
+    search = api.get(API_VERSION, SEARCH_KIND, namespace, name)
+    if search is None or search["metadata"].get("deletionTimestamp"):
+        return
+    old = search.get("status") or {}
+    if old.get("observedGeneration") is None:
+        return  # its children are not made yet (on.create runs first)
+    now = utcnow()
+    status = derive_search_status(search, records, pod, now, settings.controller_restart_limit)
+    for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
+        if key in old:
+            status[key] = old[key]
+    action = controller_pod_action(search, status["phase"], pod, now, settings.controller_restart_backoff_seconds)
+    _act_on_pod(api, search, action, pod, settings, status)
+    if status.get("controllerPod") is None:
+        status.pop("controllerPod", None)
+    patch = status_patch(_operator_status(old), status)
+    if patch:
+        try:
+            api.patch(
+                API_VERSION, SEARCH_KIND, namespace, name,
+                {"metadata": {"resourceVersion": search["metadata"]["resourceVersion"]}, "status": patch},
+                subresource="status",
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            return  # changed meanwhile: that change marks the search for the next pass
+        _announce_phase(search, old.get("phase"), status)
+    best = (status.get("best") or {}).get("reward")
+    metrics.record_search(namespace, name, status["phase"], status["trials"], best)
+
+
+def _announce_phase(search: dict[str, Any], before: str | None, status: dict[str, Any]) -> None:
+    phase = status["phase"]
+    if phase == before:
+        return
+    condition = {"Succeeded": "Complete", "Failed": "Failed", "Suspended": "Suspended"}.get(phase)
+    detail = next((c for c in status["conditions"] if c["type"] == condition), {}) if condition else {}
+    message = detail.get("message") or detail.get("reason") or f"the search is {phase}"
+    if phase == "Failed":
+        events.warning(search, "SearchFailed", message)
+    else:
+        events.normal(search, f"Search{phase}", message)
+
+
+def trials_to_repair(records: list[TrialRecord], jobs: dict[str, bool | None], limit: int = 50) -> list[str]:
+    """Unfinished Trials whose Job is missing or finished: an event was missed; resync them.
+
+    ``jobs`` maps a trial name to whether its Job finished (None when there is no Job).
+    """
+    stale = [
+        r.name for r in records
+        if r.phase not in ("Succeeded", "Failed") and jobs.get(r.name) in (None, True)
+    ]
+    return stale[:limit]
+

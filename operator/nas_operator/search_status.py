@@ -1,0 +1,219 @@
+"""A search's status and what to do with its controller pod (pure; no API calls).
+
+Status ownership (docs/contracts.md section 7): the operator writes every field here;
+``status.controller`` is the controller's, read as input (its ``decision``).
+
+Phase rule, first match wins:
+1. Succeeded and Failed are final;
+2. ``spec.suspend`` → Suspended;
+3. the controller pod was replaced more than the restart limit → Failed (ControllerFailed);
+4. a controller decision and no Trial Pending/Running → Failed for TooManyFailures,
+   else Succeeded; with Trials still active the search stays Running;
+5. the controller pod runs → Running; else Pending.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from .records import PodRecord, TrialRecord
+
+FINAL = ("Succeeded", "Failed")
+FAILING_DECISIONS = ("TooManyFailures",)
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Counts:
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def active(self) -> int:
+        return self.pending + self.running
+
+    @property
+    def total(self) -> int:
+        return self.finished + self.active
+
+    def as_status(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "finished": self.finished,
+            "total": self.total,
+        }
+
+
+def count_trials(records: Iterable[TrialRecord]) -> Counts:
+    tally = {"Pending": 0, "Running": 0, "Succeeded": 0, "Failed": 0}
+    for record in records:
+        tally[record.phase if record.phase in tally else "Pending"] += 1
+    return Counts(tally["Pending"], tally["Running"], tally["Succeeded"], tally["Failed"])
+
+
+def best_trial(records: Iterable[TrialRecord]) -> dict[str, Any] | None:
+    """The succeeded trial with the highest reward (the earliest on a tie)."""
+    done = [r for r in records if r.phase == "Succeeded" and r.reward is not None]
+    if not done:
+        return None
+    best = max(done, key=lambda r: (r.reward, -r.index))
+    return {"name": best.name, "index": best.index, "reward": best.reward, "hash": best.hash, "summary": best.summary}
+
+
+def decision_of(search: dict[str, Any]) -> str:
+    return str(((search.get("status") or {}).get("controller") or {}).get("decision") or "")
+
+
+def derive_phase(
+    search: dict[str, Any], counts: Counts, pod: PodRecord | None, restart_limit: int
+) -> tuple[str, str, str]:
+    """(phase, reason, message) by the phase rule above."""
+    status = search.get("status") or {}
+    if status.get("phase") in FINAL:
+        cond = _find(status.get("conditions") or [], "Complete" if status["phase"] == "Succeeded" else "Failed")
+        return status["phase"], (cond or {}).get("reason", ""), (cond or {}).get("message", "")
+    if (search.get("spec") or {}).get("suspend"):
+        return "Suspended", "Suspended", "spec.suspend is true"
+    restarts = int(status.get("controllerRestarts") or 0)
+    if restarts > restart_limit:
+        msg = f"the controller pod failed or vanished {restarts} times (limit {restart_limit})"
+        return "Failed", "ControllerFailed", msg
+    decision = decision_of(search)
+    message = str((status.get("controller") or {}).get("message") or decision)
+    if decision and counts.active == 0:
+        return ("Failed" if decision in FAILING_DECISIONS else "Succeeded"), decision, message
+    if decision:
+        return "Running", decision, f"{message}; waiting for {counts.active} active trials"
+    if pod is not None and pod.phase == "Running" and not pod.deleting:
+        return "Running", "ControllerRunning", ""
+    return "Pending", "ControllerStarting", ""
+
+
+class PodAction(enum.Enum):
+    NONE = "none"
+    CREATE = "create"
+    DELETE = "delete"
+
+
+def controller_pod_action(
+    search: dict[str, Any],
+    phase: str,
+    pod: PodRecord | None,
+    now: datetime,
+    backoff_seconds: float,
+) -> PodAction:
+    """What the operator does with the controller pod, given the phase just derived."""
+    status = search.get("status") or {}
+    if phase == "Suspended":
+        return PodAction.DELETE if pod is not None and not pod.deleting else PodAction.NONE
+    if phase in FINAL or decision_of(search):
+        return PodAction.NONE  # the controller has decided (or the search is over): let it exit
+    if pod is None:
+        return PodAction.CREATE
+    if pod.deleting or pod.phase not in ("Failed", "Succeeded"):
+        return PodAction.NONE
+    restarts = int(status.get("controllerRestarts") or 0)
+    wait = min(MAX_BACKOFF_SECONDS, backoff_seconds * (2**restarts))
+    if pod.finished_at and now < parse_time(pod.finished_at) + timedelta(seconds=wait):
+        return PodAction.NONE
+    return PodAction.DELETE
+
+
+def _find(conditions: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def _condition(
+    old: list[dict[str, Any]], kind: str, true: bool, reason: str, message: str, generation: int, now: str
+) -> dict[str, Any]:
+    value = "True" if true else "False"
+    previous = _find(old, kind)
+    changed = previous is None or previous.get("status") != value
+    return {
+        "type": kind,
+        "status": value,
+        "reason": reason or ("Ready" if true else "NotReady"),
+        "message": message,
+        "lastTransitionTime": now if changed else previous.get("lastTransitionTime", now),
+        "observedGeneration": generation,
+    }
+
+
+def _controller_ready(phase: str, pod: PodRecord | None) -> tuple[bool, str, str]:
+    if pod is not None and pod.phase == "Running" and not pod.deleting:
+        return True, "PodRunning", f"pod {pod.name} is running"
+    if phase == "Suspended":
+        return False, "Suspended", "no controller while suspended"
+    if phase in FINAL:
+        return False, "SearchFinished", "the search is over"
+    if pod is None:
+        return False, "PodMissing", "the controller pod is being created"
+    return False, f"Pod{pod.phase}", pod.message or f"pod {pod.name} is {pod.phase}"
+
+
+def derive_search_status(
+    search: dict[str, Any],
+    records: list[TrialRecord],
+    pod: PodRecord | None,
+    now: datetime,
+    restart_limit: int,
+) -> dict[str, Any]:
+    """The operator-owned part of the status (never ``status.controller``)."""
+    old = search.get("status") or {}
+    generation = int(search["metadata"].get("generation") or 1)
+    counts = count_trials(records)
+    phase, reason, message = derive_phase(search, counts, pod, restart_limit)
+    stamp = format_time(now)
+    conditions = old.get("conditions") or []
+    ready, ready_reason, ready_message = _controller_ready(phase, pod)
+    def condition(kind: str, true: bool, reason_: str, message_: str = "") -> dict[str, Any]:
+        return _condition(conditions, kind, true, reason_, message_, generation, stamp)
+
+    def phase_condition(kind: str, when: str) -> dict[str, Any]:
+        on = phase == when
+        return condition(kind, on, reason if on else f"Not{kind}", message if on else "")
+
+    status: dict[str, Any] = {
+        "phase": phase,
+        "trials": counts.as_status(),
+        "progress": f"{counts.finished}/{(search['spec'].get('trials') or {}).get('max', 100)}",
+        "conditions": [
+            condition("ControllerReady", ready, ready_reason, ready_message),
+            phase_condition("Suspended", "Suspended"),
+            phase_condition("Complete", "Succeeded"),
+            phase_condition("Failed", "Failed"),
+        ],
+        "startTime": old.get("startTime") or stamp,
+    }
+    best = best_trial(records)
+    if best is not None:
+        status["best"] = best
+    if phase in FINAL:
+        status["completionTime"] = old.get("completionTime") or stamp
+    return status
+
+
+def format_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time as a naive UTC datetime (the operator's clock is naive UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,103 @@
+"""The status loop: recomputes searches marked dirty, at most once per interval each.
+
+Why not a kopf timer per search: kopf puts a finalizer on every object that has a timer
+or daemon (https://kopf.readthedocs.io/en/stable/daemons/#termination), so a search
+could not be deleted while the operator is down or uninstalled. One loop for all
+searches needs no finalizer, and it bounds the status write rate however many Trial
+events arrive: handlers only mark a search dirty.
+
+Every ``RESYNC_SECONDS`` every known search is marked, which also repairs what a missed
+event left behind (an unfinished Trial whose Job finished or never appeared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any, Mapping
+
+from . import metrics
+from .config import OperatorSettings
+from .k8s import api
+from .records import JobRecord, PodRecord, TrialRecord
+from .search_reconcile import reconcile_search, trials_to_repair
+from .trial_sync import sync_trial
+
+log = logging.getLogger(__name__)
+RESYNC_SECONDS = 60.0
+
+Key = tuple[str, str]
+
+
+class StatusLoop:
+    def __init__(self) -> None:
+        self._dirty: set[Key] = set()
+        self._lock = threading.Lock()
+        self.ready = False  # set by the first handler call: kopf's indexes are populated then
+        self.last_pass = time.monotonic()
+
+    def mark(self, namespace: str, search: str | None) -> None:
+        """Ask for a pass over ``namespace/search`` (thread-safe; from any handler)."""
+        if search:
+            with self._lock:
+                self._dirty.add((namespace, search))
+        self.ready = True
+
+    def forget(self, namespace: str, search: str) -> None:
+        with self._lock:
+            self._dirty.discard((namespace, search))
+
+    def _take(self) -> set[Key]:
+        with self._lock:
+            batch, self._dirty = self._dirty, set()
+        return batch
+
+    async def run(self, indices: Mapping[str, Any], settings: OperatorSettings) -> None:
+        loop = asyncio.get_running_loop()
+        last_resync = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.status_interval_seconds)
+            self.last_pass = time.monotonic()
+            if self.ready and self.last_pass - last_resync >= RESYNC_SECONDS:
+                last_resync = self.last_pass
+                for key in list(indices["searches"].keys()):
+                    self.mark(*key)
+            batch = self._take()
+            if not batch:
+                continue
+            jobs = indices["trial_jobs"]
+            work = []
+            for namespace, name in batch:
+                records: list[TrialRecord] = list(indices["trials_by_search"].get((namespace, name), []))
+                pods: list[PodRecord] = list(indices["controller_pods"].get((namespace, name), []))
+                finished: dict[str, bool | None] = {}
+                for record in records:
+                    job: list[JobRecord] = list(jobs.get((namespace, record.name), []))
+                    finished[record.name] = job[0].finished if job else None
+                work.append(loop.run_in_executor(
+                    None, self._pass, namespace, name, records, pods[0] if pods else None,
+                    finished, settings,
+                ))
+            for (namespace, name), outcome in zip(batch, await asyncio.gather(*work, return_exceptions=True)):
+                if isinstance(outcome, BaseException):
+                    metrics.RECONCILE_ERRORS.labels("search_status").inc()
+                    log.error("status pass of %s/%s failed: %r", namespace, name, outcome)
+                    self.mark(namespace, name)  # retried on the next pass
+
+    @staticmethod
+    def _pass(
+        namespace: str, name: str, records: list[TrialRecord], pod: PodRecord | None,
+        finished: dict[str, bool | None], settings: OperatorSettings,
+    ) -> None:
+        metrics.RECONCILES.labels("search_status").inc()
+        started = time.perf_counter()
+        client = api()
+        reconcile_search(client, namespace, name, records, pod, settings)
+        for trial in trials_to_repair(records, finished):
+            sync_trial(client, namespace, trial, settings)
+        metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
+
+
+LOOP = StatusLoop()

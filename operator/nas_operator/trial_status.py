@@ -1,0 +1,140 @@
+"""A Trial's status, derived from its Job and the Job's pods (pure; no API calls).
+
+Everything is recomputed from what is observed, so any event (Job, pod, Trial, or the
+periodic repair) can trigger it and an operator restart loses nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .names import TRAINER_CONTAINER
+from .results import TrialResult, parse_result, short_message
+from .summary import summarize
+
+FINISHED = ("Succeeded", "Failed")
+JOB_FAILURE_REASONS = {
+    "PodFailurePolicy": "PermanentError",
+    "BackoffLimitExceeded": "RetriesExhausted",
+    "DeadlineExceeded": "Timeout",
+}
+
+
+def is_finished(trial: dict[str, Any]) -> bool:
+    return (trial.get("status") or {}).get("phase") in FINISHED
+
+
+def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The trainer container's terminated state, if it has ended."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == TRAINER_CONTAINER:
+            state = status.get("state") or {}
+            return state.get("terminated") or (status.get("lastState") or {}).get("terminated")
+    return None
+
+
+def _started(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")
+
+
+def _by_creation(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+
+def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult | None, str]:
+    """The result JSON (and raw message) of the newest pod that ended as asked."""
+    for pod in reversed(_by_creation(pods)):
+        term = _terminated(pod)
+        if term is None or (term.get("exitCode") == 0) != exit_zero:
+            continue
+        message = term.get("message") or ""
+        return parse_result(message), message or str(term.get("reason") or "")
+    return None, ""
+
+
+def _succeeded(result: TrialResult | None, raw: str) -> dict[str, Any]:
+    if result is None or result.reward is None:
+        return {
+            "phase": "Failed",
+            "reason": "InvalidResult",
+            "message": short_message(
+                "the trainer exited 0 without a result JSON with a numeric reward in its "
+                f"termination message: {raw!r}"
+            ),
+        }
+    status: dict[str, Any] = {
+        "phase": "Succeeded",
+        "reason": "Completed",
+        "reward": result.reward,
+        "metrics": result.metrics,
+        "message": "",
+    }
+    if result.seconds is not None:
+        status["seconds"] = result.seconds
+    if result.parameters is not None:
+        status["parameters"] = result.parameters
+    return status
+
+
+def _failed(job_condition: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    result, raw = _result_of(pods, exit_zero=False)
+    reason = JOB_FAILURE_REASONS.get(job_condition.get("reason", ""), job_condition.get("reason") or "Failed")
+    detail = (result.error if result and result.error else raw) or job_condition.get("message", "")
+    return {"phase": "Failed", "reason": reason, "message": short_message(detail)}
+
+
+def derive_trial_status(
+    trial: dict[str, Any], job: dict[str, Any] | None, pods: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The Trial's new status; a finished Trial keeps the status it has."""
+    old = dict(trial.get("status") or {})
+    if old.get("phase") in FINISHED:
+        return old
+    status: dict[str, Any] = {"summary": summarize(trial["spec"].get("architecture") or {})}
+    if job is None:
+        if old.get("jobName"):
+            status.update(
+                phase="Failed",
+                reason="JobLost",
+                message=f"Job {old['jobName']} was deleted before the trial finished",
+            )
+        else:
+            status.update(phase="Pending", reason="Creating", message="")
+        return {**old, **status}
+    job_status = job.get("status") or {}
+    ordered = _by_creation(pods)
+    status["jobName"] = job["metadata"]["name"]
+    status["attempts"] = sum(1 for p in ordered if _started(p))
+    if ordered:
+        status["podName"] = ordered[-1]["metadata"]["name"]
+    if job_status.get("startTime"):
+        status["startTime"] = job_status["startTime"]
+    if (cond := _condition(job, "Complete")) is not None:
+        result, raw = _result_of(pods, exit_zero=True)
+        status.update(_succeeded(result, raw))
+        status["completionTime"] = job_status.get("completionTime") or cond.get("lastTransitionTime")
+    elif (cond := _condition(job, "Failed")) is not None:
+        status.update(_failed(cond, pods))
+        status["completionTime"] = cond.get("lastTransitionTime")
+    elif (job.get("spec") or {}).get("suspend") and not job_status.get("active"):
+        status.update(phase="Pending", reason="Suspended", message="the search is suspended")
+    elif any((p.get("status") or {}).get("phase") == "Running" for p in ordered):
+        running = [p for p in ordered if (p.get("status") or {}).get("phase") == "Running"]
+        status.update(phase="Running", reason="", message="", podName=running[-1]["metadata"]["name"])
+    else:
+        status.update(phase="Pending", reason="", message="")
+    return {**old, **status}
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch from ``old`` to ``new`` (top-level keys; removed keys become None)."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch

@@ -1,0 +1,99 @@
+"""Run a Trial: make its Job once, then keep its status in line with the Job and pods.
+
+Called on every event of a Trial, of its Job and of its pods, and by the periodic
+repair; it reads what exists and writes only differences, so calling it twice (or from
+two operators) is harmless. Status writes carry the resourceVersion they were computed
+from: a concurrent writer makes one of them retry on fresh data instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from . import events, metrics
+from .builders.trial_job import build_trial_job
+from .children import trainer_snapshot_for
+from .config import OperatorSettings
+from .k8s import KubeApi
+from .names import API_VERSION, LABEL_TRIAL, SEARCH_KIND, TRIAL_KIND, job_name
+from .search_status import parse_time
+from .trial_status import FINISHED, derive_trial_status, status_patch
+
+log = logging.getLogger(__name__)
+CONFLICT_RETRIES = 3
+
+
+def _create_job(api: KubeApi, trial: dict[str, Any], settings: OperatorSettings) -> dict[str, Any] | None:
+    spec, meta = trial["spec"], trial["metadata"]
+    search = api.get(API_VERSION, SEARCH_KIND, meta["namespace"], spec["searchName"])
+    if search is None:
+        return None
+    run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
+    if warning:
+        events.warning(trial, "TrainerSnapshotMissing", warning)
+    job, created = api.create(build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend"))))
+    if created:
+        events.normal(trial, "JobCreated", f"created Job {job['metadata']['name']}")
+    return job
+
+
+def _duration(status: dict[str, Any]) -> float | None:
+    if not status.get("startTime") or not status.get("completionTime"):
+        return None
+    return (parse_time(status["completionTime"]) - parse_time(status["startTime"])).total_seconds()
+
+
+def _announce_finish(trial: dict[str, Any], status: dict[str, Any]) -> None:
+    meta = trial["metadata"]
+    metrics.record_trial_finished(
+        meta["namespace"], trial["spec"]["searchName"], status["phase"], status.get("reason", ""), _duration(status)
+    )
+    if status["phase"] == "Succeeded":
+        events.normal(trial, "Succeeded", f"reward {status['reward']:.6g}")
+    else:
+        events.warning(trial, status.get("reason") or "Failed", status.get("message") or "the trial failed")
+
+
+def sync_trial(api: KubeApi, namespace: str, name: str, settings: OperatorSettings) -> dict[str, Any] | None:
+    """Bring the Trial ``namespace/name`` up to date; returns its new status (None if gone)."""
+    for _ in range(CONFLICT_RETRIES):
+        trial = api.get(API_VERSION, TRIAL_KIND, namespace, name)
+        if trial is None:
+            return None
+        old = trial.get("status") or {}
+        if old.get("phase") in FINISHED:
+            return old
+        job = api.get("batch/v1", "Job", namespace, job_name(name))
+        if job is None and not old.get("jobName"):
+            job = _create_job(api, trial, settings)
+            if job is None:
+                new = {**old, "phase": "Failed", "reason": "SearchNotFound",
+                       "message": f"ArchitectureSearch {trial['spec']['searchName']} does not exist"}
+                return _write(api, trial, old, new)
+        pods = api.list("v1", "Pod", namespace, f"{LABEL_TRIAL}={name}") if job is not None else []
+        new = derive_trial_status(trial, job, pods)
+        try:
+            return _write(api, trial, old, new)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            log.debug("trial %s/%s changed while syncing; retrying", namespace, name)
+    return None
+
+
+def _write(api: KubeApi, trial: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    patch = status_patch(old, new)
+    if not patch:
+        return new
+    meta = trial["metadata"]
+    api.patch(
+        API_VERSION, TRIAL_KIND, meta["namespace"], meta["name"],
+        {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
+        subresource="status",
+    )
+    if new.get("phase") in FINISHED:
+        _announce_finish(trial, new)
+    return new
