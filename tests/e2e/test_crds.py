@@ -6,6 +6,8 @@ import copy
 
 import pytest
 
+from tests.cluster.paths import REPO_ROOT
+
 from test_operator_fixtures import (  # noqa: F401  (fixtures)
     apply, crds, get, kubectl, search_manifest, search_path, trial_manifest,
 )
@@ -101,3 +103,11 @@ def test_printer_columns(cluster, crds, namespace):
     assert header == ["NAME", "PHASE", "DONE", "RUNNING", "BEST", "AGE"]
     header = kubectl(cluster, "get", "trials", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert not header or "REWARD" in header[0]
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO_ROOT / "examples").glob("*.yaml")))
+def test_every_example_applies_as_it_is(cluster, crds, namespace, path):
+    """Server-side dry run with strict field validation: an unknown field fails too."""
+    result = kubectl(cluster, "apply", "--dry-run=server", "--validate=strict", "-n", namespace,
+                     "-f", str(REPO_ROOT / "examples" / path), check=False)
+    assert result.returncode == 0, result.stderr

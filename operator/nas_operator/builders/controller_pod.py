@@ -22,6 +22,9 @@ from ..names import (
 from .storage import claim_name
 
 
+CONTROLLER_METRICS_PORT = 8000  # the controller's Prometheus metrics (nas_trainer.controller.metrics)
+
+
 def controller_image(search: dict[str, Any], settings: OperatorSettings) -> str:
     """The operator's controller image if configured, else the search's trainer image."""
     trainer = search["spec"].get("trainer") or {}
@@ -50,6 +53,7 @@ def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> 
             {"name": "NAS_SEARCH_NAME", "value": name},
             _field_env("NAS_NAMESPACE", "metadata.namespace"),
             _field_env("NAS_POD_NAME", "metadata.name"),
+            _field_env("NAS_POD_UID", "metadata.uid"),
             {"name": "NAS_DATA_DIR", "value": DATA_MOUNT_PATH},
             {"name": "HOME", "value": "/tmp"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -65,6 +69,7 @@ def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> 
             "capabilities": {"drop": ["ALL"]},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "ports": [{"name": "metrics", "containerPort": CONTROLLER_METRICS_PORT}],
     }
     if settings.controller_resources:
         container["resources"] = dict(settings.controller_resources)

@@ -49,6 +49,10 @@ POD_FIELDS = frozenset(
         "volumes",
         "volumeMounts",
         "mountSearchVolume",
+        "imagePullPolicy",
+        "runtimeClassName",
+        "serviceAccountName",
+        "securityContext",
     }
 )
 
@@ -96,7 +100,7 @@ def _container(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSet
         "env": _env(trial, run),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": trainer.get("securityContext") or {"allowPrivilegeEscalation": False},
     }
     if trainer.get("args"):
         container["args"] = list(trainer["args"])
@@ -104,8 +108,9 @@ def _container(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSet
         container["resources"] = trainer["resources"]
     if mounts:
         container["volumeMounts"] = mounts
-    if settings.image_pull_policy:
-        container["imagePullPolicy"] = settings.image_pull_policy
+    pull_policy = trainer.get("imagePullPolicy") or settings.image_pull_policy
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
     return container
 
 
@@ -116,10 +121,12 @@ def _pod_spec(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSett
         volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}})
     pod: dict[str, Any] = {
         "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
-        "automountServiceAccountToken": False,  # a trial never talks to the API
         "containers": [_container(trial, run, settings)],
     }
-    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+    if not trainer.get("serviceAccountName"):
+        pod["automountServiceAccountToken"] = False  # the trainer never talks to the API
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName", "runtimeClassName",
+                "serviceAccountName"):
         if trainer.get(key):
             pod[key] = trainer[key]
     if volumes:
