@@ -1,0 +1,175 @@
+"""One controller run: take over the search, run its loop to a decision, report it.
+
+    ControllerRunner(config, api_client).run() -> Decision | None
+
+Order matters: the lease first (so no other controller writes), then the fencing epoch
+(so a stale one that still writes is refused), then the volume and the Trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from nas_trainer.controller.config import ControllerConfig
+from nas_trainer.controller.events import EventRecorder
+from nas_trainer.controller.executor import BudgetChanged, KubernetesExecutor
+from nas_trainer.controller.fencing import Fence, FencedOut
+from nas_trainer.controller.guard import FencedResultsFolder, WriteGuard
+from nas_trainer.controller.lease import LeaderLease, LeaseLost, lease_name
+from nas_trainer.controller.loop import KubernetesSearchLoop
+from nas_trainer.controller.metrics import ControllerMetrics
+from nas_trainer.controller.status import StatusReporter
+from nas_trainer.controller.trials_api import API_VERSION, TrialsApi, search_owner_reference, trial_name
+from nas_trainer.manifest import SearchManifest, parse_search
+from nas_trainer.results import CHECKPOINT_DIR, TrialRecord
+from nas_trainer.search import GOAL_REACHED, Budget, SearchLoop, SearchSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str
+    message: str
+
+
+def manifest_document(search_obj: dict[str, Any]) -> dict[str, Any]:
+    """The search as a user wrote it (no server-side metadata, no status)."""
+    meta = search_obj["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ArchitectureSearch",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": search_obj.get("spec") or {},
+    }
+
+
+def budget_of(manifest: SearchManifest) -> Budget:
+    trials = manifest.trials
+    return Budget(max_trials=trials.max, parallelism=trials.parallelism,
+                  max_failed=trials.max_failed, goal=trials.goal)
+
+
+def decision_message(summary: SearchSummary, manifest: SearchManifest) -> str:
+    parts = [f"{summary.trials} trials finished ({summary.failed} failed)"]
+    if summary.known_proposals:
+        parts.append(f"{summary.known_proposals} known proposals answered from results")
+    if summary.best is not None:
+        best = f"best reward {summary.best.reward:.4f} by trial {trial_name(manifest.name, summary.best.index)}"
+        if summary.reason == GOAL_REACHED:
+            best = f"goal {manifest.trials.goal} reached: {best}"
+        parts.append(best)
+    return "; ".join(parts)
+
+
+class ControllerRunner:
+    def __init__(self, config: ControllerConfig, api_client: client.ApiClient) -> None:
+        self.config = config
+        self.custom = client.CustomObjectsApi(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.trials_api = TrialsApi(self.custom, config.namespace, config.search)
+        self.metrics = ControllerMetrics(config.search, config.namespace)
+        self.lease: LeaderLease | None = None
+        self.executor: KubernetesExecutor | None = None
+
+    # --- the run ----------------------------------------------------------------------
+    def run(self) -> Decision:
+        """Run the search to its decision. Raises SearchSuspended/SearchDeleted (exit
+        cleanly), LeaseLost/FencedOut (stop at once) and Terminated (SIGTERM)."""
+        cfg = self.config
+        search_obj = self.trials_api.read_search()
+        parse_search(manifest_document(search_obj))  # a bad spec fails before anything is held
+        self.metrics.serve(cfg.metrics_port)
+        events = EventRecorder(self.core, search_obj, cfg.identity)
+
+        self.lease = LeaderLease(self.coordination, cfg.namespace, lease_name(cfg.search),
+                                 cfg.identity, cfg.lease_seconds,
+                                 owner_reference=search_owner_reference(search_obj))
+        self.lease.acquire(on_wait=lambda holder: log.info("waiting for lease held by %s", holder))
+        self.lease.start_renewing()
+        fence = Fence(cfg.data_dir / CHECKPOINT_DIR, cfg.identity)
+        epoch = fence.take_over()
+        guard = WriteGuard(self.lease, fence)
+        folder = FencedResultsFolder(cfg.data_dir, guard)
+        status = StatusReporter(self.trials_api, guard.check)
+        log.info("controller %s took over search %s/%s at epoch %d", cfg.identity,
+                 cfg.namespace, cfg.search, epoch)
+        events.emit("ControllerStarted", f"controller {cfg.identity} took over at fencing epoch {epoch}")
+
+        while True:
+            search_obj = self.trials_api.read_search()
+            manifest = parse_search(manifest_document(search_obj))
+            folder.write_manifest(manifest.document)
+            space = manifest.space.build()
+            strategy = manifest.strategy.build(space)
+            self.executor = KubernetesExecutor(self.custom, self.trials_api, search_obj, space,
+                                               guard.check, events, self.metrics)
+            loop = KubernetesSearchLoop(space, strategy, self.executor, folder, budget_of(manifest),
+                                        self.trials_api, status, epoch,
+                                        on_trial=self._on_trial_hook(events, manifest),
+                                        wait_seconds=cfg.wait_seconds)
+            self.executor.start()
+            try:
+                summary = loop.run()
+            except BudgetChanged:
+                log.info("spec.trials changed: continuing with the new budget")
+                continue
+            finally:
+                self.executor.stop()
+            decision = Decision(summary.reason, decision_message(summary, manifest))
+            self._report(status, decision, loop, epoch)
+            events.emit("SearchDecided", f"{decision.reason}: {decision.message}",
+                        "Warning" if summary.reason == "TooManyFailures" else "Normal")
+            return decision
+
+    def release(self) -> None:
+        if self.executor is not None:
+            self.executor.stop()
+        if self.lease is not None:
+            self.lease.release()
+
+    # --- helpers ------------------------------------------------------------------------
+    def _on_trial_hook(self, events: EventRecorder, manifest: SearchManifest):
+        metrics = self.metrics
+
+        def on_trial(record: TrialRecord, loop: SearchLoop) -> None:
+            metrics.finished("succeeded" if record.succeeded else "failed", record.reward)
+            stats = loop.strategy.metrics()
+            metrics.set_state(
+                best_reward=loop.best.reward if loop.best else None,
+                in_flight=len(loop.in_flight),
+                policy_version=int(getattr(loop.strategy, "policy_version", 0)),
+                epoch=getattr(loop, "epoch", 0),
+                policy_stats=stats,
+            )
+            if loop.best is record:
+                events.emit("NewBest", f"trial {trial_name(manifest.name, record.index)} reached "
+                                       f"reward {record.reward:.4f}")
+
+        return on_trial
+
+    def _report(self, status: StatusReporter, decision: Decision, loop: KubernetesSearchLoop,
+                epoch: int) -> None:
+        """Write the decision, retrying while the API is away (not once the lease is lost)."""
+        delay = 0.5
+        while True:
+            try:
+                status.decision(decision.reason, decision.message, loop.policy_version,
+                                loop.next_index, epoch)
+                log.info("decision %s: %s", decision.reason, decision.message)
+                return
+            except (LeaseLost, FencedOut):
+                raise
+            except Exception as err:
+                if isinstance(err, ApiException) and err.status in (403, 404, 422):
+                    raise
+                log.warning("could not report the decision (%s); retrying in %.1fs", err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,175 @@
+"""Trial objects (contract 4): names, bodies, and the calls that create and read them.
+
+A Trial is the write-ahead record of a proposal: once it exists the proposal can no
+longer be lost, and its name fixes its index, so ``AlreadyExists`` on create means
+"this index was already written" and the existing object is adopted, never replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+GROUP = "archsearch.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+TRIALS = "trials"
+SEARCHES = "architecturesearches"
+LABEL_SEARCH = "archsearch.io/search"
+LABEL_INDEX = "archsearch.io/trial-index"
+
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+def trial_name(search: str, index: int) -> str:
+    return f"{search}-{index:05d}"
+
+
+def search_owner_reference(search_obj: dict[str, Any]) -> dict[str, Any]:
+    meta = search_obj["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ArchitectureSearch",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        # the operator, not this controller, is the search's controller
+        "controller": False,
+        "blockOwnerDeletion": False,
+    }
+
+
+def build_trial(
+    search_obj: dict[str, Any],
+    index: int,
+    architecture: dict[str, Any],
+    log_prob: float | None,
+    policy_version: int,
+) -> dict[str, Any]:
+    """The Trial body for one proposal; ``architecture`` is contract 2's JSON."""
+    meta = search_obj["metadata"]
+    search = meta["name"]
+    spec: dict[str, Any] = {
+        "searchName": search,
+        "index": index,
+        "architecture": {
+            k: architecture[k]
+            for k in ("schema", "space", "options", "tokens", "canonical", "hash")
+            if k in architecture
+        },
+        "policyVersion": int(policy_version),
+        "searchGeneration": int(meta.get("generation") or 1),
+    }
+    if log_prob is not None:
+        spec["logProb"] = float(log_prob)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Trial",
+        "metadata": {
+            "name": trial_name(search, index),
+            "namespace": meta["namespace"],
+            "labels": {LABEL_SEARCH: search, LABEL_INDEX: str(index)},
+            "ownerReferences": [search_owner_reference(search_obj)],
+        },
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """What the controller reads from a Trial object."""
+
+    index: int
+    name: str
+    architecture: dict[str, Any]
+    log_prob: float | None
+    policy_version: int
+    phase: str
+    reward: float | None
+    metrics: dict[str, Any]
+    reason: str
+    message: str
+    seconds: float | None = None
+    parameters: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in FINISHED_PHASES
+
+    @property
+    def hash(self) -> str:
+        return str(self.architecture.get("hash", ""))
+
+
+def trial_index(obj: dict[str, Any]) -> int:
+    """A Trial's index: its spec, else its label (both are written by us)."""
+    spec_index = (obj.get("spec") or {}).get("index")
+    if spec_index is not None:
+        return int(spec_index)
+    return int(obj["metadata"]["labels"][LABEL_INDEX])
+
+
+def view_trial(obj: dict[str, Any]) -> TrialView:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    reward = status.get("reward")
+    return TrialView(
+        index=trial_index(obj),
+        name=obj["metadata"]["name"],
+        architecture=dict(spec.get("architecture") or {}),
+        log_prob=spec.get("logProb"),
+        policy_version=int(spec.get("policyVersion") or 0),
+        phase=str(status.get("phase") or "Pending"),
+        reward=float(reward) if reward is not None else None,
+        metrics=dict(status.get("metrics") or {}),
+        reason=str(status.get("reason") or ""),
+        message=str(status.get("message") or ""),
+        seconds=float(status["seconds"]) if status.get("seconds") is not None else None,
+        parameters=int(status["parameters"]) if status.get("parameters") is not None else None,
+    )
+
+
+class TrialsApi:
+    """The few API calls on Trials and on the search that the controller makes."""
+
+    def __init__(self, api: client.CustomObjectsApi, namespace: str, search: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.search = search
+
+    @property
+    def selector(self) -> str:
+        return f"{LABEL_SEARCH}={self.search}"
+
+    def create_or_adopt(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create the Trial; if its index was already written, return the existing one."""
+        try:
+            created = self.api.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, TRIALS, body
+            )
+            return created, True
+        except ApiException as err:
+            if err.status != 409:
+                raise
+        existing = self.api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, TRIALS, body["metadata"]["name"]
+        )
+        return existing, False
+
+    def list_trials(self) -> list[dict[str, Any]]:
+        result = self.api.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, TRIALS, label_selector=self.selector
+        )
+        return list(result.get("items", []))
+
+    def read_search(self) -> dict[str, Any]:
+        return self.api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, SEARCHES, self.search
+        )
+
+    def patch_search_status(self, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, SEARCHES, self.search, {"status": patch}
+        )
