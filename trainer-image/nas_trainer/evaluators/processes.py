@@ -42,15 +42,13 @@ class _Running:
 
 
 def resolve_command(command: Sequence[str]) -> list[str]:
-    """The command with its program found: `nas-train` also next to this Python (a
-    virtualenv's bin folder need not be on PATH)."""
+    """The command with its program found first next to the running Python, then on PATH:
+    as if this Python's virtualenv were activated (`nas-train`, `python` are its own)."""
     program, *rest = command
-    found = shutil.which(program)
-    if found is None:
-        sibling = Path(sys.executable).parent / program
-        if sibling.exists():
-            found = str(sibling)
-    return [found or program, *rest]
+    sibling = Path(sys.executable).parent / program
+    if "/" not in program and sibling.exists():
+        return [str(sibling), *rest]
+    return [shutil.which(program) or program, *rest]
 
 
 class SubprocessExecutor:

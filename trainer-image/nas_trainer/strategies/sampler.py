@@ -87,13 +87,15 @@ class NumpySampler:
             for position, earlier in step.skips:
                 q = np.tanh(anchors_prev[earlier] + current) @ self.attn_v
                 skips.append(decide(np.stack([np.zeros_like(q), q], axis=1), position))
+            start = np.broadcast_to(self.start, (batch, size))
             if skips:
                 selected = np.stack(skips, axis=1).astype(np.float32)
                 sources = np.stack([anchors[earlier] for _, earlier in step.skips])
-                x = np.einsum("bs,sbh->bh", selected, sources) / (
-                    1.0 + selected.sum(axis=1, keepdims=True))
+                count = selected.sum(axis=1, keepdims=True)
+                mean = np.einsum("bs,sbh->bh", selected, sources) / (1.0 + count)
+                x = np.where(count > 0, mean, start)  # no chosen input: the image, as layer 0
             else:
-                x = np.broadcast_to(self.start, (batch, size))
+                x = start
             anchors.append(h)
             anchors_prev.append(h @ self.attn_prev.T)
         return tokens, log_prob

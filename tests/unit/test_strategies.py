@@ -1,0 +1,258 @@
+"""Strategies: the policy gradient is the paper's, sampled log-probabilities are right, a
+restored strategy continues exactly, and every strategy learns or behaves as published."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas_trainer.evaluators import nas_bench_graph_table
+from nas_trainer.results import ResultsFolder
+from nas_trainer.spaces import get_space
+from nas_trainer.strategies import STRATEGY_NAMES, make_strategy, run_on_table
+from nas_trainer.strategies.adam import FlatAdam
+from nas_trainer.strategies.policy_gradient import single_threaded
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny tensors: threads only contend on a shared machine (restored afterwards).
+    with single_threaded():
+        yield
+
+ONE_STEP = [{"name": "op", "choices": ["a", "b", "c", "d"]}]
+
+
+def one_step_space():
+    return get_space("custom", None, ONE_STEP)
+
+
+def test_reinforce_gradient_is_onehot_minus_p_times_advantage():
+    strategy = make_strategy("reinforce", one_step_space(), seed=0, entropyWeight=0.0)
+    policy = strategy.policy
+    with torch.no_grad():
+        probabilities = torch.exp(policy.score(torch.arange(4).unsqueeze(1))[0])
+    assert torch.isclose(probabilities.sum(), torch.tensor(1.0))
+    for token, advantage in [(2, 0.7), (0, -1.3)]:
+        policy.zero_grad()
+        loss, _ = strategy.loss(torch.tensor([[token]]), torch.tensor([advantage]))
+        loss.backward()
+        onehot = F.one_hot(torch.tensor(token), 4).float()
+        # Minimising -A log p(a) moves the logits along (onehot - p) * A.
+        expected = -(onehot - probabilities) * advantage
+        assert torch.allclose(policy.head_bias.grad, expected, atol=1e-6)
+
+
+def test_reinforce_batch_gradient_is_the_mean_over_the_batch():
+    strategy = make_strategy("reinforce", one_step_space(), seed=0, entropyWeight=0.0)
+    policy = strategy.policy
+    with torch.no_grad():
+        p = torch.exp(policy.score(torch.arange(4).unsqueeze(1))[0])
+    tokens, advantages = torch.tensor([[1], [3], [1]]), torch.tensor([0.5, -0.2, 1.0])
+    loss, _ = strategy.loss(tokens, advantages)
+    loss.backward()
+    expected = -sum((F.one_hot(t[0], 4).float() - p) * a
+                    for t, a in zip(tokens, advantages)) / 3
+    assert torch.allclose(policy.head_bias.grad, expected, atol=1e-6)
+
+
+def reference_log_prob(policy, tokens: list[int]) -> float:
+    """Sum of log-softmax of the chosen tokens, one LSTM step at a time, written apart from
+    the strategy's two code paths (numpy sampling, teacher-forced scoring)."""
+    total, state = 0.0, None
+    x = policy.start.detach().unsqueeze(0)
+    anchors = []
+    with torch.no_grad():
+        for step in policy.steps:
+            out, state = policy.lstm(x.unsqueeze(0), state)
+            h = out[0]
+            if step.kind == "choice":
+                i = step.decision
+                lo, hi = policy.offsets[i], policy.offsets[i] + policy.sizes[i]
+                logits = h @ policy.head_weight[lo:hi].T + policy.head_bias[lo:hi]
+                total += float(torch.log_softmax(logits, -1)[0, tokens[i]])
+                x = policy.embedding[lo + tokens[i]].unsqueeze(0)
+                continue
+            chosen = []
+            for position, earlier in step.skips:
+                q = torch.tanh(anchors[earlier] @ policy.attn_prev.T + h @ policy.attn_curr.T) \
+                    @ policy.attn_v
+                p_skip = torch.sigmoid(q)[0]  # the paper: P(j feeds i) = sigmoid(vᵀ tanh(...))
+                total += float(torch.log(p_skip if tokens[position] else 1 - p_skip))
+                if tokens[position]:
+                    chosen.append(anchors[earlier])
+            x = (torch.stack(chosen).sum(0) / (1 + len(chosen)) if chosen
+                 else policy.start.detach().unsqueeze(0))
+            anchors.append(h)
+    return total
+
+
+@pytest.mark.parametrize("name, options", [("nas-bench-graph", {}), ("macro-cnn", {"layers": 4}),
+                                           ("nasnet", {"blocks": 2}), ("rnn-cell", {"base": 2})])
+@pytest.mark.parametrize("strategy_name", ["reinforce", "ppo"])
+def test_sampled_log_probabilities_are_the_sum_of_log_softmax(name, options, strategy_name):
+    space = get_space(name, options)
+    strategy = make_strategy(strategy_name, space, seed=1)
+    for round_ in range(2):
+        archs = strategy.ask(4)
+        tokens = torch.tensor([list(a.tokens) for a in archs])
+        scored, _ = strategy.policy.score(tokens)
+        for arch, score in zip(archs, scored.tolist()):
+            assert arch.meta["policy_version"] == strategy.policy_version
+            assert arch.meta["log_prob"] == pytest.approx(reference_log_prob(strategy.policy,
+                                                                             arch.tokens), abs=1e-4)
+            assert score == pytest.approx(arch.meta["log_prob"], abs=1e-4)
+        for arch in archs:  # change the policy before the second round
+            strategy.tell(arch, random.Random(round_).random())
+
+
+def checkpoint_round_trip(state, tmp_path):
+    """Through the results folder, as the search loop stores it (JSON + strategy.pt)."""
+    folder = ResultsFolder(tmp_path)
+    folder.save_checkpoint({}, state)
+    return folder.load_checkpoint()[1]
+
+
+@pytest.mark.parametrize("strategy_name", STRATEGY_NAMES)
+@pytest.mark.parametrize("space_name, options", [("nas-bench-graph", {}), ("macro-cnn", {"layers": 3})])
+def test_restored_strategy_continues_as_if_never_stopped(strategy_name, space_name, options,
+                                                         tmp_path):
+    space = get_space(space_name, options)
+    hyperparameters = {"batchSize": 2} if strategy_name in ("reinforce", "ppo") else {}
+    if strategy_name == "regularized-evolution":
+        hyperparameters = {"population": 4, "sampleSize": 2}
+    if strategy_name == "tpe":
+        hyperparameters = {"startupTrials": 3}
+    rewards = random.Random(5)
+    original = make_strategy(strategy_name, space, seed=3, **hyperparameters)
+    for _ in range(5):
+        for arch in original.ask(2):
+            original.tell(arch, rewards.random())
+    pending = original.ask(1)[0]  # asked, not yet told, when it stops
+    restored = make_strategy(strategy_name, space, seed=3, **hyperparameters)
+    restored.load_state_dict(checkpoint_round_trip(original.state_dict(), tmp_path))
+    for strategy in (original, restored):
+        strategy.tell(pending, 0.5)
+    for _ in range(3):
+        a, b = original.ask(2), restored.ask(2)
+        assert [x.tokens for x in a] == [x.tokens for x in b]
+        assert [x.meta.get("log_prob") for x in a] == pytest.approx(
+            [x.meta.get("log_prob") for x in b])
+        for x, y in zip(a, b):
+            reward = rewards.random()
+            original.tell(x, reward)
+            restored.tell(y, reward)
+    assert original.metrics() == pytest.approx(restored.metrics(), nan_ok=True)
+
+
+@pytest.mark.parametrize("strategy_name", STRATEGY_NAMES)
+def test_strategies_are_deterministic_per_seed(strategy_name):
+    space = get_space("nas-bench-201")
+
+    def first_asks(seed):
+        strategy = make_strategy(strategy_name, space, seed=seed)
+        hashes = []
+        for _ in range(12):
+            arch = strategy.ask(1)[0]
+            hashes.append(arch.hash)
+            strategy.tell(arch, len(arch.hash) % 7 / 7 + arch.tokens[0] / 10)
+        return hashes
+
+    assert first_asks(0) == first_asks(0)
+    assert first_asks(0) != first_asks(1)
+
+
+@pytest.mark.parametrize("strategy_name", ["reinforce", "ppo"])
+def test_policy_strategies_learn_a_one_step_bandit(strategy_name):
+    strategy = make_strategy(strategy_name, one_step_space(), seed=0, learningRate=0.05)
+    for _ in range(150):
+        for arch in strategy.ask(1):
+            strategy.tell(arch, 1.0 if arch.canonical["op"] == "c" else 0.0)
+    picks = [a.canonical["op"] for a in strategy.ask(100)]
+    assert picks.count("c") > 80
+    assert strategy.metrics()["policy_version"] == 150
+
+
+def test_reinforce_updates_once_per_batch_from_tells_in_any_order():
+    strategy = make_strategy("reinforce", get_space("nas-bench-201"), seed=0, batchSize=3)
+    archs = strategy.ask(6)
+    for arch in reversed(archs):
+        strategy.tell(arch, 0.5)
+    assert strategy.policy_version == 2
+    # Told an architecture it never asked for: still learns from it.
+    strategy.tell(get_space("nas-bench-201").random(random.Random(0)), 0.9)
+    assert len(strategy.buffer) == 1
+
+
+def test_regularized_evolution_is_random_until_full_then_mutates_the_best_of_a_sample():
+    space = get_space("nas-bench-201")
+    strategy = make_strategy("regularized-evolution", space, seed=0, population=5, sampleSize=5)
+    members = []
+    for i in range(5):
+        arch = strategy.ask(1)[0]
+        members.append(arch)
+        strategy.tell(arch, float(i))  # the last one is the best
+    best = members[-1]
+    # sampleSize == population: the sample always holds the best, so each child is it mutated.
+    child = strategy.ask(1)[0]
+    assert sum(a != b for a, b in zip(child.tokens, best.tokens)) == 1
+    strategy.tell(child, -1.0)
+    # Aging: the oldest member died, not the worst.
+    assert [t for t, _ in strategy.population] == [m.tokens for m in members[1:]] + [child.tokens]
+
+
+def test_tpe_accepts_results_for_architectures_it_did_not_ask():
+    space = get_space("nas-bench-201")
+    strategy = make_strategy("tpe", space, seed=0, startupTrials=2)
+    for arch in [space.random(random.Random(i)) for i in range(4)]:
+        strategy.tell(arch, arch.tokens[0] / 4)
+    assert len(strategy.study.trials) == 4
+    assert len(strategy.ask(2)) == 2
+
+
+def test_make_strategy_errors_name_the_hyperparameter():
+    space = one_step_space()
+    with pytest.raises(ValueError, match="unknown strategy 'bohb' .valid: reinforce, ppo"):
+        make_strategy("bohb", space)
+    with pytest.raises(ValueError, match="population does not apply to reinforce"):
+        make_strategy("reinforce", space, population=5)
+    with pytest.raises(ValueError, match=r"learningRate must be > 0 \(got -1.0\)"):
+        make_strategy("ppo", space, learningRate=-1)
+    with pytest.raises(ValueError, match=r"sampleSize must be <= population \(got 9 > 4\)"):
+        make_strategy("regularized-evolution", space, population=4, sampleSize=9)
+    with pytest.raises(ValueError, match="momentum is not a hyperparameter of tpe"):
+        make_strategy("tpe", space, momentum=0.9)
+
+
+def test_flat_adam_matches_torch_adam():
+    torch.manual_seed(0)
+    mine = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(5))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    flat, reference = FlatAdam(mine, lr=0.01), torch.optim.Adam(theirs, lr=0.01)
+    for step in range(5):
+        for params, optimizer in ((mine, flat), (theirs, reference)):
+            optimizer.zero_grad()
+            loss = (params[0] ** 2).sum() * (step + 1) + params[1].sin().sum()
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(mine, theirs):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy_name", STRATEGY_NAMES)
+def test_run_on_table_reports_every_evaluation(strategy_name):
+    space = get_space("nas-bench-graph")
+    table = nas_bench_graph_table("cora")
+    run = run_on_table(strategy_name, space, table, budget=30, seed=0, parallelism=2)
+    assert len(run.rewards) == len(run.hashes) == 30
+    assert run.rewards == [table[h] for h in run.hashes]
+    assert run.best_so_far()[-1] == run.best_reward == max(run.rewards)
+
+
+def test_run_on_table_with_dedup_stops_when_the_space_is_exhausted():
+    space = get_space("custom", None, [{"name": "x", "choices": [1, 2, 3]}])
+    table = {space.from_tokens([i]).hash: float(i) for i in range(3)}
+    run = run_on_table("random", space, table, budget=10, seed=0, dedup=True)
+    assert sorted(run.rewards) == [0.0, 1.0, 2.0] and run.exhausted
