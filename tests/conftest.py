@@ -41,30 +41,30 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     # SIGTERM (CI cancelling, `timeout`) would end pytest without teardown: make it
     # unwind like Ctrl-C so the control plane is stopped.
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_kubeconfig = os.environ.get("KUBECONFIG")
     plane = ControlPlane.start()
     try:
         handle = plane.cluster
         assert handle is not None
         times = handle.startup_seconds
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         line = (f"test cluster up in {times['total']:.1f}s (pki {times['pki']:.2f}s, "
                 f"etcd+apiserver {times['etcd+apiserver']:.1f}s, controllers+nodes "
                 f"{times['controllers+nodes']:.1f}s); logs in {handle.run_dir}")
         (handle.run_dir / "startup.txt").write_text(line + "\n")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line("")
             reporter.write_line(line)
-        previous_kubeconfig = os.environ.get("KUBECONFIG")
         os.environ["KUBECONFIG"] = str(handle.kubeconfig)
         kubernetes.config.load_kube_config(config_file=str(handle.kubeconfig))
         yield handle
     finally:
         plane.stop()
         signal.signal(signal.SIGTERM, previous_sigterm)
-    if previous_kubeconfig is None:
-        os.environ.pop("KUBECONFIG", None)
-    else:
-        os.environ["KUBECONFIG"] = previous_kubeconfig
+        if previous_kubeconfig is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous_kubeconfig
 
 
 @pytest.fixture

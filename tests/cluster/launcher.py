@@ -217,6 +217,10 @@ def main(spec: dict) -> int:
         mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
         new_root = NewRoot(spec["root"])
         new_root.create()
+        if spec.get("uid") and os.path.isdir("/root") and not os.stat("/root").st_mode & 0o001:
+            # The interpreter and the project may live under root's home (mode 0700):
+            # give a non-root container a traversable mirror of it.
+            new_root.make_writable("/root")
         cwd = spec.get("working_dir") or "/"
         for m, target in prepare_mounts(new_root, list(spec["mounts"]) + [
                 {"source": None, "target": cwd, "kind": "dir", "readonly": False, "cwd": True}]):
@@ -251,6 +255,19 @@ def main(spec: dict) -> int:
             return exit_code(status)
 
 
+def find_executable(name: str, path: str) -> str:
+    """PATH lookup as execvp does it, without os.execvpe's lazy imports (the standard
+    library may be out of reach once the user changed)."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(folder or ".", name) for folder in path.split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise OSError(2, f'exec: "{name}": executable file not found in $PATH')
+
+
 def container_init(spec: dict, error_fd: int) -> int:
     """Pid 1 of the container: starts the main process, forwards signals to it, reaps
     orphans, and exits with the main process's code, whereupon the kernel ends every
@@ -268,12 +285,12 @@ def container_init(spec: dict, error_fd: int) -> int:
             if spec.get("uid") is not None:
                 os.setuid(spec["uid"])
             argv = spec["argv"]
-            try:
-                os.execvpe(argv[0], argv, spec["env"])
-            except OSError as exc:
-                raise OSError(exc.errno, f'exec: "{argv[0]}": {exc.strerror}') from None
+            env = spec["env"]
+            os.execve(find_executable(argv[0], env.get("PATH", "")), argv, env)
         except OSError as exc:
             report_start_error(error_fd, exc)
+        except BaseException as exc:  # never fall back into the init's code
+            report_start_error(error_fd, OSError(0, f"{type(exc).__name__}: {exc}"))
         os._exit(128)
 
     def forward(sig: int, _frame) -> None:

@@ -102,14 +102,14 @@ def _data(obj: Obj, kind: str) -> dict[str, str]:
 
 
 def container_env(pod: Obj, container: Obj, node: NodeFacts, lookup: Lookup,
-                  markers: Mapping[str, str]) -> dict[str, str]:
+                  markers: Mapping[str, str], home: str = "/root") -> dict[str, str]:
     """The process environment of a container, base variables first, then envFrom,
     then env (later entries win, `$(VAR)` sees earlier ones)."""
     namespace = pod["metadata"]["namespace"]
     path = f"{node.path_prefix}:{DEFAULT_PATH}" if node.path_prefix else DEFAULT_PATH
     env: dict[str, str] = {
         "PATH": path,
-        "HOME": "/root",
+        "HOME": home,
         "HOSTNAME": pod["metadata"]["name"],
         # Where in-cluster clients (kubernetes.config.load_incluster_config, kopf) look.
         "KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -158,6 +158,19 @@ def container_env(pod: Obj, container: Obj, node: NodeFacts, lookup: Lookup,
                             f'couldn\'t find key {sel["key"]} in {kind} {namespace}/{sel["name"]}')
                     env[name] = data[sel["key"]]
     return env
+
+
+def run_as(pod: Obj, container: Obj) -> tuple[int | None, int | None]:
+    """(uid, gid) from the pod's and container's securityContext. Images are assumed to
+    run as root, so runAsNonRoot needs an explicit non-zero runAsUser, as kubelet
+    requires for an image whose user is root."""
+    security = {**(pod["spec"].get("securityContext") or {}),
+                **(container.get("securityContext") or {})}
+    uid, gid = security.get("runAsUser"), security.get("runAsGroup")
+    if security.get("runAsNonRoot") and not uid:
+        raise ConfigError("container has runAsNonRoot and image will run as root (the test "
+                          "node agent runs images as root unless runAsUser says otherwise)")
+    return uid, gid
 
 
 def container_argv(container: Obj, env: Mapping[str, str],

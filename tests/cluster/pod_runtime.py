@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from .events import record_pod_event
 from .kube import MERGE_PATCH, Kube, pod_path
 from .logs import container_log_path
-from .pod_env import ConfigError, NodeFacts, container_argv, container_env, expand
+from .pod_env import ConfigError, NodeFacts, container_argv, container_env, expand, run_as
 from .pod_status import ContainerRecord, build_status, now_iso, pod_phase
 from .processes import RUN_MARKER, sweep_marked
 from .volumes import ClaimRegistry, Volume, VolumeNotReady, prepare_volumes
@@ -184,6 +184,13 @@ class PodWorker:
     def _run_init_containers(self) -> bool:
         policy = self.pod["spec"].get("restartPolicy", "Always")
         for spec, record in zip(self.pod["spec"].get("initContainers") or [], self.init):
+            if spec.get("restartPolicy") == "Always":
+                self.reason = "SidecarsNotSupported"
+                self.message = (f"init container {spec['name']!r} is a sidecar "
+                                "(restartPolicy: Always): the test node agent does not run those")
+                self._warn_once("Failed", self.message)
+                self._finish("Failed")
+                return False
             self.next_start[spec["name"]] = 0.0
             while True:
                 why = self._why_stop()
@@ -293,7 +300,10 @@ class PodWorker:
         name = spec["name"]
         markers = {RUN_MARKER: self.rt.run_id, POD_MARKER: self.uid}
         try:
-            env = container_env(self.pod, spec, self.rt.node, self.rt.lookup, markers)
+            uid, gid = run_as(self.pod, spec)
+            # An unknown non-root user has no home; runtimes then use "/".
+            env = container_env(self.pod, spec, self.rt.node, self.rt.lookup, markers,
+                                home="/root" if not uid else "/")
             argv = container_argv(spec, env, self.rt.entrypoints)
             mounts = self._mounts(spec, env)
         except (ConfigError, VolumeNotReady) as exc:
@@ -311,16 +321,14 @@ class PodWorker:
         start_error.unlink(missing_ok=True)
         mounts.append({"source": str(termination), "kind": "file", "readonly": False,
                        "target": spec.get("terminationMessagePath") or "/dev/termination-log"})
-        security = {**(self.pod["spec"].get("securityContext") or {}),
-                    **(spec.get("securityContext") or {})}
         launch = {
             "parent_pid": os.getpid(),
             "root": str(cdir / "root"),
             "argv": argv,
             "env": env,
             "working_dir": spec.get("workingDir") or "/",
-            "uid": security.get("runAsUser"),
-            "gid": security.get("runAsGroup"),
+            "uid": uid,
+            "gid": gid,
             "mounts": mounts,
             "start_error_file": str(start_error),
         }

@@ -187,6 +187,41 @@ def test_on_failure_pod_is_restarted_until_it_succeeds(core, namespace):
     assert not Path("/data/ran-once").exists()
 
 
+def test_init_containers_run_first_and_in_order(core, namespace, pod_log):
+    def step(name: str, command: str) -> Obj:
+        return {"name": name, "image": "busybox", "command": ["sh", "-c", command],
+                "volumeMounts": [{"name": "work", "mountPath": "/work-dir"}]}
+
+    spec = pod("staged", "cat /work-dir/steps",
+               container={"volumeMounts": [{"name": "work", "mountPath": "/work-dir"}]},
+               volumes=[{"name": "work", "emptyDir": {}}])
+    spec["spec"]["initContainers"] = [step("first", "echo first >> /work-dir/steps"),
+                                      step("second", "echo second >> /work-dir/steps")]
+    core.create_namespaced_pod(namespace, spec)
+    done = wait_phase(core, namespace, "staged", {"Succeeded", "Failed"})
+    assert done.status.phase == "Succeeded"
+    assert pod_log(namespace, "staged", "main") == "first\nsecond\n"
+    assert [s.state.terminated.reason for s in done.status.init_container_statuses] == \
+        ["Completed", "Completed"]
+
+
+def test_pod_runs_as_its_security_context_user(core, namespace, pod_log):
+    core.create_namespaced_pod(namespace, pod(
+        "non-root", "id -u; python -c 'import os; print(os.getuid())'; touch /scratch/ok",
+        securityContext={"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
+        container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}]))
+    core.create_namespaced_pod(namespace, pod("root-image", "true",
+                                              securityContext={"runAsNonRoot": True}))
+    done = wait_phase(core, namespace, "non-root", {"Succeeded", "Failed"})
+    assert (done.status.phase, pod_log(namespace, "non-root")) == ("Succeeded", "10001\n10001\n")
+
+    def refused():
+        state = core.read_namespaced_pod("root-image", namespace).status.container_statuses[0].state
+        return state.waiting and state.waiting.reason == "CreateContainerConfigError" and state.waiting
+    assert "runAsNonRoot" in wait_for(refused, "the root image to be refused").message
+
+
 def test_active_deadline_fails_the_pod(core, namespace):
     core.create_namespaced_pod(namespace, pod("slow", "sleep 60", activeDeadlineSeconds=1))
     failed = wait_phase(core, namespace, "slow", {"Failed", "Succeeded"})
