@@ -34,6 +34,17 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _tell(config: pytest.Config, line: str) -> None:
+    """A line on the terminal even while output is captured (start-up time, run dir)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     import kubernetes
@@ -51,10 +62,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
                 f"etcd+apiserver {times['etcd+apiserver']:.1f}s, controllers+nodes "
                 f"{times['controllers+nodes']:.1f}s); logs in {handle.run_dir}")
         (handle.run_dir / "startup.txt").write_text(line + "\n")
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("")
-            reporter.write_line(line)
+        _tell(request.config, line)
         os.environ["KUBECONFIG"] = str(handle.kubeconfig)
         kubernetes.config.load_kube_config(config_file=str(handle.kubeconfig))
         yield handle

@@ -99,6 +99,43 @@ def test_crd_is_served_and_its_schema_enforced(cluster):
         ext.delete_custom_resource_definition(name)
 
 
+def test_admission_enforces_pod_security_and_validating_admission_policies(cluster, core, namespace):
+    core.patch_namespace(namespace, {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(namespace, pod("privileged", "true", container={
+            "securityContext": {"privileged": True}}))
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
+
+    admission = kubernetes.client.AdmissionregistrationV1Api(cluster.api_client())
+    name = f"no-forbidden-{namespace}"
+    admission.create_validating_admission_policy({
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{
+                     "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                     "resources": ["configmaps"]}]},
+                 "validations": [{"expression": "!has(object.data) || !('forbidden' in object.data)",
+                                  "message": "key 'forbidden' is not allowed"}]}})
+    admission.create_validating_admission_policy_binding({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": namespace}}}}})
+    try:
+        def denied():
+            try:
+                core.create_namespaced_config_map(namespace, {
+                    "metadata": {"generateName": "probe-"}, "data": {"forbidden": "1"}})
+            except ApiException as exc:
+                return exc.status == 422 and json.loads(exc.body)["message"]
+        assert "key 'forbidden' is not allowed" in wait_for(denied, "the policy to take effect")
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+
+
 def test_watch_lists_again_when_its_resource_version_is_too_old(cluster, namespace):
     """The node agent's watches survive "410 Gone" by listing again. Events are watched
     here because the API server serves their watches from etcd, not from its watch
