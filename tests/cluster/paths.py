@@ -36,3 +36,15 @@ def binary(name: str) -> Path:
 def venv_bin() -> Path:
     """The project's virtualenv bin folder: first on PATH inside test pods."""
     return REPO_ROOT / ".venv" / "bin"
+
+
+HELM_VERSION = os.environ.get("HELM_VERSION", "3.21.4")  # as pinned in install-tools.sh
+
+
+def helm() -> Path:
+    """The pinned Helm binary; fails with the command that installs it."""
+    path = CACHE_ROOT / f"helm-{HELM_VERSION}" / "bin" / "helm"
+    if not os.access(path, os.X_OK):
+        raise MissingBinaries(f"{path} is missing: install it with `make tools` "
+                              "(tests/cluster/install-tools.sh)")
+    return path
