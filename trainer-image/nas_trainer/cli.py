@@ -52,6 +52,9 @@ def _load(path: Path, max_trials: Optional[int] = None,
         doc["spec"]["trials"] = trials
         if max_trials is not None:
             trials["max"] = max_trials
+            if parallelism is None and isinstance(trials.get("parallelism"), int):
+                # Fewer trials than the manifest runs at once: run them all at once.
+                trials["parallelism"] = min(trials["parallelism"], max_trials)
         if parallelism is not None:
             trials["parallelism"] = parallelism
     try:
