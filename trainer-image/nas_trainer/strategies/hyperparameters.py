@@ -33,7 +33,7 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {h.name: h for h in (
     Hyperparameter("batchSize", "batch_size", int, POLICY_STRATEGIES,
                    lambda v: v >= 1, ">= 1"),
     Hyperparameter("rewardNormalization", "reward_normalization", str, POLICY_STRATEGIES,
-                   lambda v: v in ("none", "std"), "one of none, std"),
+                   lambda v: v in ("none", "std", "rank"), "one of none, std, rank"),
     Hyperparameter("failureReward", "failure_reward", float, POLICY_STRATEGIES,
                    lambda v: True, "a number"),
     Hyperparameter("clipEpsilon", "clip_epsilon", float, ("ppo",),

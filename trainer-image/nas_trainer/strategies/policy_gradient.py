@@ -17,7 +17,7 @@ from .base import Strategy
 from .controller import ControllerPolicy
 from .sampler import NumpySampler
 
-REWARD_NORMALIZATIONS = ("none", "std")
+REWARD_NORMALIZATIONS = ("none", "std", "rank")
 
 
 class PolicyGradientStrategy(Strategy):
@@ -28,7 +28,10 @@ class PolicyGradientStrategy(Strategy):
     advantage is R - b with b an exponential moving average of earlier rewards
     (`baseline_decay`); with reward_normalization="std" it is further divided by an EMA
     of the rewards' standard deviation, which matters when rewards differ by little
-    (tabular benchmarks) and for the entropy bonus's relative weight.
+    (tabular benchmarks) and for the entropy bonus's relative weight. With "rank" the
+    advantage is the reward's centred rank among the recent rewards (the last
+    `rank_window()` told, this batch included): 2q - 1 in [-1, 1], q its mid-rank quantile,
+    so a few very bad children (a heavy lower tail) cannot drown the differences at the top.
     """
 
     def __init__(self, space: SearchSpace, seed: int = 0, *, lstm_layers: int,
@@ -51,6 +54,7 @@ class PolicyGradientStrategy(Strategy):
         self.rng = np.random.default_rng(seed)  # draws tokens
         self.baseline: float | None = None
         self.reward_variance = 0.0
+        self.recent_rewards: list[float] = []  # for "rank", the last rank_window() rewards
         self.buffer: list[tuple[tuple[int, ...], float, float | None]] = []
         self.policy_version = 0
         self.entropy = math.nan  # mean sequence entropy at the last update
@@ -99,12 +103,21 @@ class PolicyGradientStrategy(Strategy):
         if self.reward_normalization == "std" and self.reward_variance > 0.0:
             scale = 1.0 / math.sqrt(self.reward_variance)
         advantages = [(reward - baseline) * scale for reward in rewards]
+        if self.reward_normalization == "rank":
+            reference = self.recent_rewards + list(rewards)
+            advantages = [_centred_rank(reward, reference) for reward in rewards]
+            self.recent_rewards = reference[-self.rank_window():]
         decay = self.baseline_decay
         for reward in rewards:
             deviation = reward - self.baseline
             self.reward_variance = decay * self.reward_variance + (1 - decay) * deviation ** 2
             self.baseline = decay * self.baseline + (1 - decay) * reward
         return advantages
+
+    def rank_window(self) -> int:
+        """Rewards "rank" compares against: twice the baseline's effective memory
+        (1 / (1 - baseline_decay)), at least the batch plus one."""
+        return max(self.batch_size + 1, round(2 / (1 - self.baseline_decay)))
 
     @abstractmethod
     def _update(self, tokens: torch.Tensor, advantages: torch.Tensor,
@@ -120,6 +133,7 @@ class PolicyGradientStrategy(Strategy):
             "rng": self.rng.bit_generator.state,
             "baseline": self.baseline,
             "reward_variance": self.reward_variance,
+            "recent_rewards": list(self.recent_rewards),
             "buffer": [[list(t), r, lp] for t, r, lp in self.buffer],
             "policy_version": self.policy_version,
             "entropy": None if math.isnan(self.entropy) else self.entropy,
@@ -132,6 +146,7 @@ class PolicyGradientStrategy(Strategy):
         self.rng.bit_generator.state = state["rng"]
         self.baseline = state["baseline"]
         self.reward_variance = float(state["reward_variance"])
+        self.recent_rewards = [float(r) for r in state.get("recent_rewards", [])]
         self.buffer = [(tuple(t), float(r), lp) for t, r, lp in state["buffer"]]
         self.policy_version = int(state["policy_version"])
         self.entropy = math.nan if state["entropy"] is None else float(state["entropy"])
@@ -139,6 +154,15 @@ class PolicyGradientStrategy(Strategy):
     def metrics(self) -> dict[str, float]:
         return {"policy_version": float(self.policy_version), "entropy": self.entropy,
                 "baseline": math.nan if self.baseline is None else self.baseline}
+
+
+def _centred_rank(reward: float, reference: list[float]) -> float:
+    """2q - 1, q = the mid-rank quantile of `reward` in `reference` (which holds it)."""
+    if len(reference) < 2:
+        return 0.0
+    below = sum(1 for r in reference if r < reward)
+    equal = sum(1 for r in reference if r == reward)
+    return 2.0 * (below + 0.5 * (equal - 1)) / (len(reference) - 1) - 1.0
 
 
 @contextmanager
