@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
 ARCHITECTURE_SCHEMA = "nas.architecture/v1"
@@ -24,10 +23,6 @@ def canonical_json(value: Any) -> str:
 def sha256_hash(value: Any) -> str:
     """Stable short hash of a JSON-able value (first 16 hex chars of sha256)."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
-
-
-def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping or {}))
 
 
 @dataclass(frozen=True, eq=True)
@@ -48,9 +43,10 @@ class Architecture:
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "options", _frozen(self.options))
+        # Own copies: an Architecture never changes under a caller's feet (and pickles).
+        object.__setattr__(self, "options", dict(self.options or {}))
         object.__setattr__(self, "tokens", tuple(int(t) for t in self.tokens))
-        object.__setattr__(self, "meta", _frozen(self.meta))
+        object.__setattr__(self, "meta", dict(self.meta or {}))
 
     def __hash__(self) -> int:
         return hash((self.space, self.tokens, self.hash))

@@ -109,6 +109,7 @@ class TrialRecord:
 class ResultsFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._generation: int | None = None  # of the last checkpoint, once read or written
 
     # --- paths ----------------------------------------------------------------------
     @property
@@ -189,8 +190,9 @@ class ResultsFolder:
         torch tensors go to strategy.pt, the rest to strategy.json; both carry the same
         generation, and the previous .pt is kept until the new .json is in place, so a
         crash between the two renames still leaves a matching pair."""
-        previous = self._read_json()
-        generation = (previous or {}).get("generation", 0) + 1
+        if self._generation is None:
+            self._generation = (self._read_json() or {}).get("generation", 0)
+        generation = self._generation + 1
         tensor_keys = sorted(k for k, v in strategy.items() if _holds_tensor(v))
         if tensor_keys:
             import torch
@@ -213,12 +215,14 @@ class ResultsFolder:
         }
         atomic_write(self.checkpoint_dir / CHECKPOINT_JSON,
                      json.dumps(_finite(document), sort_keys=True).encode())
+        self._generation = generation
 
     def load_checkpoint(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(loop state, strategy state) of the last checkpoint, or None if there is none."""
         document = self._read_json()
         if document is None:
             return None
+        self._generation = document.get("generation", 0)
         if document.get("schema") != CHECKPOINT_SCHEMA:
             raise ValueError(f"{self.checkpoint_dir / CHECKPOINT_JSON} is not a "
                              f"{CHECKPOINT_SCHEMA} checkpoint")
