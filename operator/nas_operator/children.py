@@ -1,4 +1,4 @@
-"""Make and keep a search's children: volume, RBAC, admission parameters, trainer snapshot.
+"""Make and keep a search's children: volume, RBAC, trainer snapshot, Job suspension.
 
 Each ``ensure_*`` is idempotent: it creates what is missing and brings what exists in
 line, so on.create, on.resume and on.update all call the same code.
@@ -11,7 +11,6 @@ from typing import Any
 import kopf
 
 from . import events
-from .builders.admission import build_admission_params
 from .builders.rbac import build_rbac
 from .builders.snapshot import build_trainer_snapshot, read_trainer_snapshot
 from .builders.storage import build_pvc, claim_name, pvc_owner_references
@@ -74,10 +73,6 @@ def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
             api.patch(obj["apiVersion"], "RoleBinding", meta["namespace"], meta["name"], {"subjects": obj["subjects"]})
 
 
-def ensure_admission_params(api: KubeApi, search: dict[str, Any]) -> None:
-    ensure(api, build_admission_params(search))
-
-
 def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> dict[str, Any]:
     """The trainer snapshot of the search's current generation (written once, immutable)."""
     existing, _ = ensure(api, build_trainer_snapshot(search, claim_access_modes(api, search)))
@@ -134,7 +129,6 @@ def ensure_search_children(api: KubeApi, search: dict[str, Any]) -> None:
     ensure_volume(api, search)
     ensure_snapshot(api, search)
     ensure_rbac(api, search)
-    ensure_admission_params(api, search)
     changed = sync_job_suspension(api, search)
     if changed:
         verb = "suspended" if search["spec"].get("suspend") else "resumed"

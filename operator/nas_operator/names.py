@@ -20,7 +20,6 @@ LABEL_TRIAL = "archsearch.io/trial"
 LABEL_TRIAL_INDEX = "archsearch.io/trial-index"
 LABEL_COMPONENT = "archsearch.io/component"
 LABEL_GENERATION = "archsearch.io/generation"
-LABEL_ADMISSION_PARAMS = "archsearch.io/admission-params"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "nas-operator"
 
@@ -29,7 +28,6 @@ COMPONENT_TRIAL = "trial"
 COMPONENT_STORAGE = "storage"
 COMPONENT_RBAC = "rbac"
 COMPONENT_SNAPSHOT = "trainer-snapshot"
-COMPONENT_ADMISSION = "admission"
 
 TRAINER_CONTAINER = "trainer"
 CONTROLLER_CONTAINER = "controller"
@@ -54,10 +52,6 @@ def snapshot_name(search: str, generation: int) -> str:
     return f"{search}-trainer-{generation}"
 
 
-def admission_params_name(search: str) -> str:
-    return f"{search}-admission"
-
-
 def trial_name(search: str, index: int) -> str:
     return f"{search}-{index:05d}"
 
@@ -65,10 +59,6 @@ def trial_name(search: str, index: int) -> str:
 def job_name(trial: str) -> str:
     """A trial's Job has the trial's name (contract 4)."""
     return trial
-
-
-def service_account_username(namespace: str, service_account: str) -> str:
-    return f"system:serviceaccount:{namespace}:{service_account}"
 
 
 def search_labels(search: str, component: str) -> dict[str, str]:

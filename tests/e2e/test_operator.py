@@ -211,7 +211,6 @@ def test_deleting_a_search_removes_its_children_and_keeps_the_volume(cluster, op
         f"/api/v1/namespaces/{namespace}/serviceaccounts/doomed-controller",
         f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/doomed-controller",
         f"/api/v1/namespaces/{namespace}/configmaps/doomed-trainer-1",
-        f"/api/v1/namespaces/{namespace}/configmaps/doomed-admission",
     ]
     wait_for(lambda: all(get(cluster, path) is None for path in gone), "the garbage collector", timeout=60)
     assert get(cluster, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/doomed-data") is not None

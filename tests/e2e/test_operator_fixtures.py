@@ -170,9 +170,6 @@ class OperatorProcess:
             # operator-only tests: a controller stand-in that idles (the real one is
             # tested with the operator in test_operator_search.py)
             "NAS_OPERATOR_CONTROLLER_COMMAND": json.dumps(IDLE_CONTROLLER),
-            # the test node agent runs a pod as its runAsUser, and this machine's Python
-            # lives under /root (mode 0700): keep the image's user (root here)
-            "NAS_OPERATOR_RUN_AS_USER": "none",
             **(env or {}),
         }
         self.args = args

@@ -7,8 +7,7 @@ import re
 import pytest
 
 from nas_operator.builders.admission import (
-    build_admission_params, build_admission_policies, build_policy_binding, build_status_admission_policy,
-    build_trial_admission_policy,
+    build_admission_policies, build_policy_binding, build_status_admission_policy, build_trial_admission_policy,
 )
 from nas_operator.builders.controller_pod import build_controller_pod
 from nas_operator.builders.rbac import build_rbac
@@ -200,21 +199,16 @@ def test_trial_job_without_ttl_setting_keeps_jobs():
 
 # --- admission ------------------------------------------------------------------------
 
-def test_admission_params_name_the_controller_and_the_search():
-    cm = build_admission_params(search())
-    assert cm["data"] == {"search": "cora", "uid": "uid-1", "serviceAccount": "system:serviceaccount:team:cora-controller"}
-    assert cm["metadata"]["labels"]["archsearch.io/admission-params"] == "controller"
-    assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
-
-
 def test_trial_policy_checks_label_name_and_owner_of_a_controllers_trials():
     policy = build_trial_admission_policy()
     rules = policy["spec"]["matchConstraints"]["resourceRules"]
     assert rules[0]["resources"] == ["trials"] and rules[0]["operations"] == ["CREATE"]
     expressions = " ".join(v["expression"] for v in policy["spec"]["validations"])
-    for needle in ("archsearch.io/search", "spec.searchName", "ownerReferences", "params.data.uid"):
+    for needle in ("archsearch.io/search", "spec.searchName", "ownerReferences", "params.metadata.uid"):
         assert needle in expressions
-    assert policy["spec"]["paramKind"] == {"apiVersion": "v1", "kind": "ConfigMap"}
+    assert policy["spec"]["paramKind"] == {"apiVersion": "archsearch.io/v1alpha1", "kind": "ArchitectureSearch"}
+    controller = next(v for v in policy["spec"]["variables"] if v["name"] == "isController")["expression"]
+    assert "'system:serviceaccount:' + params.metadata.namespace" in controller and "'-controller'" in controller
 
 
 def test_status_policy_protects_every_operator_field():
@@ -224,12 +218,9 @@ def test_status_policy_protects_every_operator_field():
     assert not re.search(r"status\.controller\b", expression)  # the controller's own part
 
 
-def test_bindings_select_the_per_search_params_and_allow_without_any():
+def test_bindings_select_every_search_of_the_namespace_and_allow_without_any():
     binding = build_policy_binding("p")
-    assert binding["spec"]["paramRef"] == {
-        "selector": {"matchLabels": {"archsearch.io/admission-params": "controller"}},
-        "parameterNotFoundAction": "Allow",
-    }
+    assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
     assert binding["spec"]["validationActions"] == ["Deny"]
     kinds = [o["kind"] for o in build_admission_policies()]
     assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2

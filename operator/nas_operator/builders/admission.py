@@ -1,10 +1,12 @@
 """ValidatingAdmissionPolicies that confine each search's controller to its own search.
 
-Two cluster-wide policies, shared by all searches and parameterised per search by a
-ConfigMap ``<search>-admission`` in the search's namespace (owned by the search, so it
-goes with it). The bindings select every such ConfigMap in the request's namespace; a
-request is checked against each, and only the one whose ServiceAccount made the request
-constrains it. RBAC alone cannot say "Trials labelled with my search".
+Two cluster-wide policies shared by all searches, parameterised by the searches
+themselves: ``paramKind`` is ArchitectureSearch and the bindings select every search in
+the request's namespace. A request is checked against each search, and only the search
+whose controller ServiceAccount (``<search>-controller``) made the request constrains
+it. RBAC alone cannot say "Trials labelled with my search". (Whoever creates a policy
+must be allowed to read its paramKind cluster-wide: the chart's ``-admission``
+ClusterRole grants get/list/watch on architecturesearches for that.)
 
 - ``archsearch.io-controller-trials``: a controller may create only Trials labelled
   ``archsearch.io/search=<its search>``, with ``spec.searchName: <its search>`` and an
@@ -19,24 +21,17 @@ from typing import Any
 
 from ..names import (
     ADMISSION_POLICY_NAME,
-    COMPONENT_ADMISSION,
+    API_VERSION,
     GROUP,
-    LABEL_ADMISSION_PARAMS,
     LABEL_MANAGED_BY,
     MANAGED_BY,
     SEARCH_KIND,
     SEARCH_PLURAL,
     STATUS_POLICY_NAME,
     TRIAL_PLURAL,
-    admission_params_name,
-    controller_name,
-    owner_reference,
-    search_labels,
-    service_account_username,
 )
 
 API = "admissionregistration.k8s.io/v1"
-PARAMS_SELECTOR_VALUE = "controller"
 
 # status fields the operator owns; the controller may not change them
 OPERATOR_STATUS_FIELDS = (
@@ -57,32 +52,13 @@ _FROM_SERVICE_ACCOUNT = {
     "expression": "request.userInfo.username.startsWith('system:serviceaccount:')",
 }
 _VARIABLES = [
-    {"name": "isController", "expression": "request.userInfo.username == params.data.serviceAccount"},
-    {"name": "search", "expression": "params.data.search"},
+    {"name": "search", "expression": "params.metadata.name"},
+    {
+        "name": "isController",
+        "expression": "request.userInfo.username == 'system:serviceaccount:' + params.metadata.namespace"
+        " + ':' + params.metadata.name + '-controller'",
+    },
 ]
-
-
-def build_admission_params(search: dict[str, Any]) -> dict[str, Any]:
-    """The per-search parameters of both policies."""
-    meta = search["metadata"]
-    labels = search_labels(meta["name"], COMPONENT_ADMISSION)
-    labels[LABEL_ADMISSION_PARAMS] = PARAMS_SELECTOR_VALUE
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": admission_params_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(search)],
-        },
-        "immutable": True,
-        "data": {
-            "search": meta["name"],
-            "uid": meta["uid"],
-            "serviceAccount": service_account_username(meta["namespace"], controller_name(meta["name"])),
-        },
-    }
 
 
 def _policy(name: str, resource: str, operations: list[str], validations: list[dict]) -> dict[str, Any]:
@@ -92,7 +68,7 @@ def _policy(name: str, resource: str, operations: list[str], validations: list[d
         "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
         "spec": {
             "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "paramKind": {"apiVersion": API_VERSION, "kind": SEARCH_KIND},
             "matchConstraints": {
                 "resourceRules": [
                     {
@@ -133,10 +109,10 @@ def build_trial_admission_policy() -> dict[str, Any]:
             {
                 "expression": "!variables.isController || (has(object.metadata.ownerReferences) && "
                 f"object.metadata.ownerReferences.exists(o, o.kind == '{SEARCH_KIND}' && "
-                "o.name == variables.search && o.uid == params.data.uid))",
+                "o.name == variables.search && o.uid == params.metadata.uid))",
                 "messageExpression": who
                 + " + ': a Trial must have an owner reference to ArchitectureSearch ' + variables.search"
-                " + ' (uid ' + params.data.uid + ')'",
+                " + ' (uid ' + params.metadata.uid + ')'",
                 "reason": "Forbidden",
             },
         ],
@@ -174,10 +150,8 @@ def build_policy_binding(policy_name: str) -> dict[str, Any]:
         "spec": {
             "policyName": policy_name,
             "validationActions": ["Deny"],
-            "paramRef": {
-                "selector": {"matchLabels": {LABEL_ADMISSION_PARAMS: PARAMS_SELECTOR_VALUE}},
-                "parameterNotFoundAction": "Allow",
-            },
+            # every search of the request's namespace; none (a namespace without searches): allow
+            "paramRef": {"selector": {}, "parameterNotFoundAction": "Allow"},
         },
     }
 
