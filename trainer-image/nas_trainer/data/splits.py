@@ -39,20 +39,6 @@ class ImageData:
         _, h, w, c = self.train_x.shape
         return (c, h, w)
 
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training images on the 0–255 scale."""
-        channels = self.train_x.shape[-1]
-        total = torch.zeros(channels, dtype=torch.float64)
-        squares = torch.zeros(channels, dtype=torch.float64)
-        for chunk in self.train_x.split(4096):  # bounded memory on big sets
-            pixels = chunk.reshape(-1, channels).double()
-            total += pixels.sum(0)
-            squares += pixels.square().sum(0)
-        n = self.train_x[..., 0].numel()
-        mean = total / n
-        std = (squares / n - mean.square()).clamp_min(1.0).sqrt()
-        return mean.tolist(), std.tolist()
-
 
 @dataclass
 class TextData:

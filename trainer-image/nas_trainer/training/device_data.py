@@ -13,12 +13,29 @@ import torch.nn.functional as F
 from ..data.splits import Augment
 
 
+def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, H, W, C), on the 0–255 scale;
+    computed where x lives (fast on a GPU), in chunks to bound memory."""
+    channels = x.shape[-1]
+    total = torch.zeros(channels, dtype=torch.float64, device=x.device)
+    squares = torch.zeros(channels, dtype=torch.float64, device=x.device)
+    for chunk in x.split(4096):
+        pixels = chunk.reshape(-1, channels).double()
+        total += pixels.sum(0)
+        squares += pixels.square().sum(0)
+    n = x[..., 0].numel()
+    mean = total / n
+    std = (squares / n - mean.square()).clamp_min(1.0).sqrt()
+    return mean.tolist(), std.tolist()
+
+
 class DeviceImages:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: list[float], std: list[float],
                  device: torch.device, dtype: torch.dtype, augment: Augment = Augment()) -> None:
-        """x: uint8 (N, H, W, C) on the CPU; y: int64 (N,)."""
+        """x: uint8 (N, H, W, C) (on any device); y: int64 (N,)."""
         self.count, self.height, self.width, channels = x.shape
         self.pad, self.flip = augment.pad, augment.flip
+        self.stats = (mean, std)
         p = self.pad
         x = x.to(device, non_blocking=True)
         self.padded = F.pad(x, (0, 0, p, p, p, p)) if p else x          # (N, H+2p, W+2p, C)

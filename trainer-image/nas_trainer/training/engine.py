@@ -59,6 +59,9 @@ class StepRunner:
             torch.cuda.current_stream(device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.execution = "eager"
+        if stream is not None:
+            # Everything the step reads was made on the current stream: order after it.
+            stream.wait_stream(torch.cuda.current_stream(device))
 
     def on_stream(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.stream) if self.stream is not None else \

@@ -13,7 +13,7 @@ from torch import nn
 from ..data.splits import ImageData
 from ..models import set_drop_path_prob
 from .config import Optimization, TrainerConfig
-from .device_data import DeviceImages
+from .device_data import DeviceImages, channel_stats
 from .engine import StepRunner, cosine_schedule, make_sgd
 
 Metrics = dict[str, torch.Tensor]
@@ -22,9 +22,10 @@ Metrics = dict[str, torch.Tensor]
 def device_splits(data: ImageData, config: TrainerConfig, device: torch.device,
                   dtype: torch.dtype) -> dict[str, DeviceImages]:
     """The dataset's splits on the device; several trainings may share them."""
-    mean, std = data.channel_stats()
+    train_x = data.train_x.to(device)
+    mean, std = channel_stats(train_x)
     augment = config.augment if config.augment is not None else data.augment
-    splits = {"train": DeviceImages(data.train_x, data.train_y, mean, std, device, dtype, augment),
+    splits = {"train": DeviceImages(train_x, data.train_y, mean, std, device, dtype, augment),
               "val": DeviceImages(data.val_x, data.val_y, mean, std, device, dtype)}
     if data.test_x is not None:
         splits["test"] = DeviceImages(data.test_x, data.test_y, mean, std, device, dtype)

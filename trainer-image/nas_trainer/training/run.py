@@ -127,10 +127,12 @@ def tabular_outcome(architecture: Mapping[str, Any], started: float) -> TrialOut
 
 def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *,
                        out_dir: str | Path | None = None, log: Log = log_to_stderr,
-                       started: float | None = None) -> TrialOutcome:
+                       started: float | None = None,
+                       data: ImageData | TextData | None = None) -> TrialOutcome:
     """Train one child network and return its result; writes result.json, epochs.jsonl
-    and model.pt under `out_dir` when given. Raises ArchitectureError / ConfigError for
-    permanent failures."""
+    and model.pt under `out_dir` when given. `data` skips loading the dataset (a caller
+    running many trials in one process loads it once). Raises ArchitectureError /
+    ConfigError for permanent failures."""
     started = time.perf_counter() if started is None else started
     space = architecture.get("space") if isinstance(architecture, Mapping) else None
     if space == "nas-bench-graph":
@@ -159,7 +161,10 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     # 1. data
     seed_everything(config)
     device = select_device(config.device)
-    data = load_data(config, str(space))
+    if data is None:
+        data = load_data(config, str(space))
+    elif (space in LANGUAGE_SPACES) != isinstance(data, TextData):
+        raise ConfigError(f"space {space} cannot train on dataset {data.name}")
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     lap("data")
 
@@ -181,7 +186,7 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         training = ImageTraining(model, splits, config, optimization, device, amp)
         example, _ = splits["val"].batch(torch.arange(1, device=device), augment=False)
         flops = count_flops(model, example)
-        mean, std = data.channel_stats()
+        mean, std = splits["train"].stats
         extra = {"dataset": data.name, "normalization": {"mean": mean, "std": std}}
     lap("build")
     execution = training.prepare()
