@@ -15,10 +15,6 @@ import torch
 from .controller import ControllerPolicy
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -31,6 +27,11 @@ class NumpySampler:
         def view(tensor: torch.Tensor) -> np.ndarray:
             return tensor.detach().numpy()
 
+        size = policy.hidden_size
+        # sigmoid(x) = (1 + tanh(x/2)) / 2: one tanh over all four gates (i, f, g, o in
+        # torch's order; g is a plain tanh).
+        self.gate_scale = np.full(4 * size, 0.5, np.float32)
+        self.gate_scale[2 * size:3 * size] = 1.0
         lstm = policy.lstm
         self.w_ih = [view(getattr(lstm, f"weight_ih_l{k}")) for k in range(policy.num_layers)]
         self.w_hh = [view(getattr(lstm, f"weight_hh_l{k}")) for k in range(policy.num_layers)]
@@ -70,8 +71,9 @@ class NumpySampler:
             layer_input = x
             for k in range(policy.num_layers):
                 gates = layer_input @ self.w_ih[k].T + hidden[k] @ self.w_hh[k].T + biases[k]
-                i, f = _sigmoid(gates[:, :size]), _sigmoid(gates[:, size:2 * size])
-                g, o = np.tanh(gates[:, 2 * size:3 * size]), _sigmoid(gates[:, 3 * size:])
+                t = np.tanh(gates * self.gate_scale)
+                i, f = 0.5 + 0.5 * t[:, :size], 0.5 + 0.5 * t[:, size:2 * size]
+                g, o = t[:, 2 * size:3 * size], 0.5 + 0.5 * t[:, 3 * size:]
                 cell[k] = f * cell[k] + i * g
                 hidden[k] = o * np.tanh(cell[k])
                 layer_input = hidden[k]
