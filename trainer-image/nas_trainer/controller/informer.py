@@ -101,6 +101,8 @@ class CustomObjectInformer:
                 backoff.reset()
                 self._watch_from(rv, backoff)
             except ApiException as err:
+                if self._stop.is_set():
+                    return
                 if err.status == 410:
                     log.info("%s watch expired (410 Gone): relisting", self.source)
                     continue
@@ -108,6 +110,8 @@ class CustomObjectInformer:
                 log.warning("%s: API error %s %s; relisting in %.1fs", self.source, err.status, err.reason, delay)
                 self._stop.wait(delay)
             except Exception as err:  # connection refused/reset while the API server restarts
+                if self._stop.is_set():  # stop() shuts the watch's socket down
+                    return
                 delay = backoff.next()
                 log.warning("%s: %s; relisting in %.1fs", self.source, err, delay)
                 self._stop.wait(delay)

@@ -1,0 +1,76 @@
+"""The controller pod SIGKILLed at random moments of one search: the operator replaces
+it, the new controller takes the lease over, resumes from the volume and adopts the
+Trials. Afterwards every trial index exists exactly once, none was lost or run twice,
+and the policy version never went back."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import pytest
+
+from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
+    apply, assert_volume_agrees_with_trials, controller_pids, crds, search,
+    search_operator, sigkill, trials_of, volume_of, wait_final,
+)
+from tests.cluster.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+MAX_TRIALS = 40
+KILLS = 5
+
+
+def test_controller_killed_five_times_loses_and_repeats_no_trial(cluster, search_operator, namespace):
+    seed = int(os.environ.get("NAS_TEST_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    kill_at = sorted(rng.sample(range(2, MAX_TRIALS - 4), KILLS))  # trials created before each kill
+    print(f"\nseed {seed}: killing the controller once {kill_at} trials exist")
+    started = time.monotonic()
+    apply(cluster, search("killed", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                          {"name": "reinforce", "seed": 2},
+                          {"max": MAX_TRIALS, "parallelism": 3, "timeoutSeconds": 120}))
+    killed = []
+    for kill, target in enumerate(kill_at):
+        # each kill hits a controller that took over (epoch kill+1), somewhere in its loop
+        wait_for(lambda: _epoch(cluster, namespace) >= kill + 1,
+                 f"controller number {kill + 1} to take over", timeout=300, interval=0.2)
+        wait_for(lambda: len(trials_of(cluster, namespace, "killed")) >= target,
+                 f"{target} trials", timeout=300, interval=0.2)
+        time.sleep(rng.uniform(0.0, 1.0))  # land anywhere in the loop, not just after a create
+        pids = wait_for(lambda: controller_pids(namespace, "killed"), "a running controller process",
+                        timeout=120, interval=0.2)
+        for pid in pids:
+            sigkill(pid)
+        killed.append(len(trials_of(cluster, namespace, "killed")))
+
+    final = wait_final(cluster, namespace, "killed", timeout=600)
+    seconds = time.monotonic() - started
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["controller"]["decision"] == "MaxTrialsReached"
+    assert status["controllerRestarts"] >= KILLS
+
+    report, trials = assert_volume_agrees_with_trials(cluster, namespace, "killed", MAX_TRIALS)
+    # a controller resumed from an older state would write Trials with a lower version
+    versions = [t["spec"]["policyVersion"] for t in trials]
+    assert versions == sorted(versions), f"policy version went back: {versions}"
+    recorded = [r["policy_version"] for r in sorted(report.records, key=lambda r: r["index"])]
+    assert recorded == versions
+    strategy, loop = report.checkpoint["strategy"], report.checkpoint["loop"]
+    # batch size 1: one update per tell, so every result was told exactly once
+    assert strategy["policy_version"] == MAX_TRIALS + loop["known_proposals"]
+    assert report.epoch == KILLS + 1 and status["controller"]["epoch"] == report.epoch
+    print(f"killed at {killed} trials; search finished in {seconds:.1f}s, "
+          f"epoch {report.epoch}, {status['controllerRestarts']} controller restarts")
+
+
+def _epoch(cluster, namespace: str) -> int:
+    """The fencing epoch on the search's volume (0 before the first controller)."""
+    try:
+        path = volume_of(cluster, namespace, "killed") / "checkpoint" / "epoch"
+        return int(json.loads(path.read_text())["epoch"])
+    except (AssertionError, OSError, ValueError, KeyError):
+        return 0

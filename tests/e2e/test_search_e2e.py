@@ -1,0 +1,78 @@
+"""Whole searches on the real control plane: the operator, the controller pod
+(`nas-controller`) and the trial pods (`nas-train`), all real, run by the node agent."""
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from test_operator_fixtures import events_of
+from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
+    apply, assert_volume_agrees_with_trials, crds, search, search_object, search_operator,
+    wait_final,
+)
+from tests.cluster.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def test_nas_bench_graph_search_of_50_trials_completes_and_agrees_with_its_volume(
+        cluster, search_operator, namespace):
+    started = time.monotonic()
+    apply(cluster, search("cora", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                          {"name": "reinforce", "seed": 0, "rewardNormalization": "std"},
+                          {"max": 50, "parallelism": 4, "timeoutSeconds": 120}))
+    created = 'nas_controller_trials_created_total{namespace="%s",search="cora"}' % namespace
+    wait_for(lambda: created in (_scrape(search_operator.controller_metrics_port) or ""),
+             "the controller's metrics to count created trials", timeout=120)
+
+    final = wait_final(cluster, namespace, "cora", timeout=600)
+    seconds = time.monotonic() - started
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["controller"]["decision"] == "MaxTrialsReached"
+    assert status["controller"]["trialsCreated"] == 50
+    assert status["trials"]["succeeded"] == 50 and status["trials"]["total"] == 50
+
+    report, trials = assert_volume_agrees_with_trials(cluster, namespace, "cora", 50)
+    versions = [t["spec"]["policyVersion"] for t in trials]
+    assert versions == sorted(versions), "the policy version went back"
+    assert report.checkpoint["strategy"]["policy_version"] >= versions[-1] > 0
+    assert status["controller"]["policyVersion"] == report.checkpoint["strategy"]["policy_version"]
+    assert {t["spec"]["searchGeneration"] for t in trials} == {final["metadata"]["generation"]}
+
+    events = events_of(cluster, namespace, "cora")
+    assert any(e.startswith("TrialCreated: trial cora-00049") for e in events)
+    assert any(e.startswith("NewBest:") for e in events)
+    assert any(e.startswith("SearchDecided: MaxTrialsReached") for e in events)
+    print(f"\n50-trial nas-bench-graph search on the test cluster: {seconds:.1f}s")
+
+
+def test_digits_search_with_real_training_records_its_best_accuracy(
+        cluster, search_operator, namespace):
+    started = time.monotonic()
+    apply(cluster, search("digits", namespace, {"name": "macro-cnn", "options": {"layers": 2}},
+                          {"name": "reinforce", "seed": 1},
+                          {"max": 3, "parallelism": 2, "timeoutSeconds": 300},
+                          {"dataset": "digits", "epochs": 2, "batchSize": 64}))
+    final = wait_final(cluster, namespace, "digits", timeout=600)
+    seconds = time.monotonic() - started
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["controller"]["decision"] == "MaxTrialsReached"
+    report, trials = assert_volume_agrees_with_trials(cluster, namespace, "digits", 3)
+    best = report.best
+    assert best is not None and 0.1 < best["metrics"]["val_accuracy"] <= 1.0, best
+    assert status["best"]["reward"] == pytest.approx(best["reward"])
+    assert all(t["status"]["parameters"] > 0 for t in trials)
+    print(f"\n3-trial digits macro-cnn search (2 epochs each) on the test cluster: {seconds:.1f}s, "
+          f"best val_accuracy {best['metrics']['val_accuracy']:.3f}")
+
+
+def _scrape(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None
