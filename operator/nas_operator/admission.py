@@ -17,7 +17,13 @@ def ensure_admission_policies(api: KubeApi) -> None:
         if created:
             log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
         elif _spec_differs(existing["spec"], obj["spec"]):
-            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]}}
+            obj = {
+                **obj,
+                "metadata": {
+                    **obj["metadata"],
+                    "resourceVersion": existing["metadata"]["resourceVersion"],
+                },
+            }
             api.replace(obj)
             log.info("updated %s %s", obj["kind"], obj["metadata"]["name"])
 

@@ -15,7 +15,14 @@ from .builders.rbac import build_rbac
 from .builders.snapshot import build_trainer_snapshot, read_trainer_snapshot
 from .builders.storage import build_pvc, claim_name, pvc_owner_references
 from .k8s import KubeApi
-from .names import LABEL_COMPONENT, LABEL_SEARCH, COMPONENT_TRIAL, COMPONENT_SNAPSHOT, LABEL_GENERATION, snapshot_name
+from .names import (
+    COMPONENT_SNAPSHOT,
+    COMPONENT_TRIAL,
+    LABEL_COMPONENT,
+    LABEL_GENERATION,
+    LABEL_SEARCH,
+    snapshot_name,
+)
 
 
 def ensure(api: KubeApi, obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -38,9 +45,13 @@ def ensure(api: KubeApi, obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 def claim_access_modes(api: KubeApi, search: dict[str, Any]) -> list[str]:
     """Access modes of the search's claim (the spec's when the claim does not exist yet)."""
-    pvc = api.get("v1", "PersistentVolumeClaim", search["metadata"]["namespace"], claim_name(search))
+    pvc = api.get(
+        "v1", "PersistentVolumeClaim", search["metadata"]["namespace"], claim_name(search)
+    )
     if pvc is not None:
-        return list((pvc.get("status") or {}).get("accessModes") or pvc["spec"].get("accessModes") or [])
+        return list(
+            (pvc.get("status") or {}).get("accessModes") or pvc["spec"].get("accessModes") or []
+        )
     storage = search["spec"].get("storage") or {}
     return [] if storage.get("claimName") else list(storage.get("accessModes") or ["ReadWriteOnce"])
 
@@ -48,19 +59,43 @@ def claim_access_modes(api: KubeApi, search: dict[str, Any]) -> list[str]:
 def ensure_volume(api: KubeApi, search: dict[str, Any]) -> None:
     pvc = build_pvc(search)
     if pvc is None:
-        if api.get("v1", "PersistentVolumeClaim", search["metadata"]["namespace"], claim_name(search)) is None:
-            events.warning(search, "ClaimNotFound", f"PersistentVolumeClaim {claim_name(search)} does not exist yet")
+        if (
+            api.get(
+                "v1", "PersistentVolumeClaim", search["metadata"]["namespace"], claim_name(search)
+            )
+            is None
+        ):
+            events.warning(
+                search,
+                "ClaimNotFound",
+                f"PersistentVolumeClaim {claim_name(search)} does not exist yet",
+            )
         return
     existing, created = ensure(api, pvc)
     if created:
-        events.normal(search, "VolumeCreated", f"created PersistentVolumeClaim {pvc['metadata']['name']}")
+        events.normal(
+            search, "VolumeCreated", f"created PersistentVolumeClaim {pvc['metadata']['name']}"
+        )
         return
     owners = pvc_owner_references(search)
-    ours = [o for o in existing["metadata"].get("ownerReferences") or [] if o["uid"] == search["metadata"]["uid"]]
+    ours = [
+        o
+        for o in existing["metadata"].get("ownerReferences") or []
+        if o["uid"] == search["metadata"]["uid"]
+    ]
     if bool(ours) != bool(owners):  # retentionPolicy changed
-        others = [o for o in existing["metadata"].get("ownerReferences") or [] if o["uid"] != search["metadata"]["uid"]]
-        api.patch("v1", "PersistentVolumeClaim", pvc["metadata"]["namespace"], pvc["metadata"]["name"],
-                  {"metadata": {"ownerReferences": others + owners}})
+        others = [
+            o
+            for o in existing["metadata"].get("ownerReferences") or []
+            if o["uid"] != search["metadata"]["uid"]
+        ]
+        api.patch(
+            "v1",
+            "PersistentVolumeClaim",
+            pvc["metadata"]["namespace"],
+            pvc["metadata"]["name"],
+            {"metadata": {"ownerReferences": others + owners}},
+        )
 
 
 def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
@@ -68,9 +103,21 @@ def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
         existing, created = ensure(api, obj)
         meta = obj["metadata"]
         if not created and obj["kind"] == "Role" and existing.get("rules") != obj["rules"]:
-            api.patch(obj["apiVersion"], "Role", meta["namespace"], meta["name"], {"rules": obj["rules"]})
-        if not created and obj["kind"] == "RoleBinding" and existing.get("subjects") != obj["subjects"]:
-            api.patch(obj["apiVersion"], "RoleBinding", meta["namespace"], meta["name"], {"subjects": obj["subjects"]})
+            api.patch(
+                obj["apiVersion"], "Role", meta["namespace"], meta["name"], {"rules": obj["rules"]}
+            )
+        if (
+            not created
+            and obj["kind"] == "RoleBinding"
+            and existing.get("subjects") != obj["subjects"]
+        ):
+            api.patch(
+                obj["apiVersion"],
+                "RoleBinding",
+                meta["namespace"],
+                meta["name"],
+                {"subjects": obj["subjects"]},
+            )
 
 
 def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +126,9 @@ def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> dict[str, Any]:
     return read_trainer_snapshot(existing)
 
 
-def trainer_snapshot_for(api: KubeApi, search: dict[str, Any], generation: int) -> tuple[dict[str, Any], str]:
+def trainer_snapshot_for(
+    api: KubeApi, search: dict[str, Any], generation: int
+) -> tuple[dict[str, Any], str]:
     """The snapshot of ``generation``; (snapshot, warning) where warning is '' when exact.
 
     Missing and current: written now. Missing and older (the operator never saw that
@@ -94,7 +143,8 @@ def trainer_snapshot_for(api: KubeApi, search: dict[str, Any], generation: int) 
         return ensure_snapshot(api, search), ""
     selector = f"{LABEL_SEARCH}={meta['name']},{LABEL_COMPONENT}={COMPONENT_SNAPSHOT}"
     older = [
-        cm for cm in api.list("v1", "ConfigMap", meta["namespace"], selector)
+        cm
+        for cm in api.list("v1", "ConfigMap", meta["namespace"], selector)
         if int(cm["metadata"]["labels"].get(LABEL_GENERATION, "0")) <= generation
     ]
     if older:
@@ -109,17 +159,26 @@ def trainer_snapshot_for(api: KubeApi, search: dict[str, Any], generation: int) 
 
 
 def sync_job_suspension(api: KubeApi, search: dict[str, Any]) -> int:
-    """Make the unfinished trial Jobs' ``spec.suspend`` follow the search's; returns Jobs changed."""
+    """Make unfinished trial Jobs' ``spec.suspend`` follow the search's; returns Jobs changed."""
     meta = search["metadata"]
     suspend = bool(search["spec"].get("suspend"))
     selector = f"{LABEL_SEARCH}={meta['name']},{LABEL_COMPONENT}={COMPONENT_TRIAL}"
     changed = 0
     for job in api.list("batch/v1", "Job", meta["namespace"], selector):
         conditions = (job.get("status") or {}).get("conditions") or []
-        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions):
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in conditions
+        ):
             continue
         if bool(job["spec"].get("suspend")) != suspend:
-            api.patch("batch/v1", "Job", meta["namespace"], job["metadata"]["name"], {"spec": {"suspend": suspend}})
+            api.patch(
+                "batch/v1",
+                "Job",
+                meta["namespace"],
+                job["metadata"]["name"],
+                {"spec": {"suspend": suspend}},
+            )
             changed += 1
     return changed
 
@@ -132,4 +191,8 @@ def ensure_search_children(api: KubeApi, search: dict[str, Any]) -> None:
     changed = sync_job_suspension(api, search)
     if changed:
         verb = "suspended" if search["spec"].get("suspend") else "resumed"
-        events.normal(search, "Suspended" if search["spec"].get("suspend") else "Resumed", f"{verb} {changed} trial Jobs")
+        events.normal(
+            search,
+            "Suspended" if search["spec"].get("suspend") else "Resumed",
+            f"{verb} {changed} trial Jobs",
+        )

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/nas-operator/trainer:0.1.0"
 

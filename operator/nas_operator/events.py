@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 INSTANCE = os.environ.get("HOSTNAME") or socket.gethostname()
 
 
-def build_event(obj: dict[str, Any], kind: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+def build_event(
+    obj: dict[str, Any], kind: str, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
     meta = obj["metadata"]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {

@@ -28,7 +28,10 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
     (API_VERSION, SEARCH_KIND): (SEARCH_PLURAL, True),
     (API_VERSION, TRIAL_KIND): (TRIAL_PLURAL, True),
-    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): ("validatingadmissionpolicies", False),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): (
+        "validatingadmissionpolicies",
+        False,
+    ),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): (
         "validatingadmissionpolicybindings",
         False,
@@ -38,7 +41,11 @@ TIMEOUT_SECONDS = 30
 
 
 def resource_path(
-    api_version: str, kind: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
 ) -> str:
     plural, namespaced = RESOURCES[(api_version, kind)]
     path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
@@ -72,13 +79,19 @@ class KubeApi:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api_client.call_api(method, url, headers, body, post, _request_timeout=TIMEOUT_SECONDS)
+        response = self.api_client.call_api(
+            method, url, headers, body, post, _request_timeout=TIMEOUT_SECONDS
+        )
         data = response.read()
         if not 200 <= response.status <= 299:
-            raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+            raise ApiException(
+                status=response.status, reason=response.reason, body=data.decode(errors="replace")
+            )
         return json.loads(data or b"{}")
 
-    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         try:
             return self._call("GET", resource_path(api_version, kind, namespace, name))
         except ApiException as err:
@@ -86,9 +99,13 @@ class KubeApi:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
         path = resource_path(api_version, kind, namespace)
-        return list(self._call("GET", path, query=[("labelSelector", label_selector)]).get("items") or [])
+        return list(
+            self._call("GET", path, query=[("labelSelector", label_selector)]).get("items") or []
+        )
 
     def create(self, obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create ``obj``; if it exists already, return the existing one. (object, created)."""
@@ -101,7 +118,9 @@ class KubeApi:
                 raise
         existing = self.get(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         if existing is None:  # deleted between our create and get: the next reconcile retries
-            raise ApiException(status=409, reason=f"{obj['kind']} {meta['name']} exists but cannot be read")
+            raise ApiException(
+                status=409, reason=f"{obj['kind']} {meta['name']} exists but cannot be read"
+            )
         return existing, False
 
     def patch(
@@ -113,7 +132,7 @@ class KubeApi:
         body: dict[str, Any],
         subresource: str | None = None,
     ) -> dict[str, Any]:
-        """A JSON merge patch; include metadata.resourceVersion in ``body`` to make it conditional."""
+        """A JSON merge patch; metadata.resourceVersion in ``body`` makes it conditional."""
         path = resource_path(api_version, kind, namespace, name, subresource)
         return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
 

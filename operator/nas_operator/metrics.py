@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -15,8 +16,14 @@ TRIAL_PHASES = ("Pending", "Running", "Succeeded", "Failed")
 SEARCH_PHASES = ("Pending", "Running", "Suspended", "Succeeded", "Failed")
 
 TRIALS = Gauge("nas_trials", "Trials of a search by phase.", ["namespace", "search", "phase"])
-SEARCH_PHASE = Gauge("nas_search_phase", "1 for the search's current phase, else 0.", ["namespace", "search", "phase"])
-BEST_REWARD = Gauge("nas_search_best_reward", "Best reward of the search so far.", ["namespace", "search"])
+SEARCH_PHASE = Gauge(
+    "nas_search_phase",
+    "1 for the search's current phase, else 0.",
+    ["namespace", "search", "phase"],
+)
+BEST_REWARD = Gauge(
+    "nas_search_best_reward", "Best reward of the search so far.", ["namespace", "search"]
+)
 TRIAL_DURATION = Histogram(
     "nas_trial_duration_seconds",
     "Wall-clock time of finished trials, Job start to finish.",
@@ -24,13 +31,19 @@ TRIAL_DURATION = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
 )
 TRIALS_FINISHED = Counter(
-    "nas_trials_finished_total", "Trials the operator saw finish, by phase and reason.", ["namespace", "search", "phase", "reason"]
+    "nas_trials_finished_total",
+    "Trials the operator saw finish, by phase and reason.",
+    ["namespace", "search", "phase", "reason"],
 )
 CONTROLLER_RESTARTS = Counter(
-    "nas_controller_pod_restarts_total", "Controller pods replaced after failing or vanishing.", ["namespace", "search"]
+    "nas_controller_pod_restarts_total",
+    "Controller pods replaced after failing or vanishing.",
+    ["namespace", "search"],
 )
 RECONCILES = Counter("nas_operator_reconciles_total", "Handler runs.", ["handler"])
-RECONCILE_ERRORS = Counter("nas_operator_reconcile_errors_total", "Handler runs that raised.", ["handler"])
+RECONCILE_ERRORS = Counter(
+    "nas_operator_reconcile_errors_total", "Handler runs that raised.", ["handler"]
+)
 RECONCILE_SECONDS = Histogram(
     "nas_operator_reconcile_duration_seconds",
     "Handler run time.",
@@ -62,7 +75,9 @@ def instrumented(handler: str) -> Callable[[F], F]:
     return wrap
 
 
-def record_search(namespace: str, search: str, phase: str, counts: dict[str, int], best: float | None) -> None:
+def record_search(
+    namespace: str, search: str, phase: str, counts: dict[str, int], best: float | None
+) -> None:
     for trial_phase in TRIAL_PHASES:
         TRIALS.labels(namespace, search, trial_phase).set(counts.get(trial_phase.lower(), 0))
     for search_phase in SEARCH_PHASES:
@@ -71,7 +86,9 @@ def record_search(namespace: str, search: str, phase: str, counts: dict[str, int
         BEST_REWARD.labels(namespace, search).set(best)
 
 
-def record_trial_finished(namespace: str, search: str, phase: str, reason: str, seconds: float | None) -> None:
+def record_trial_finished(
+    namespace: str, search: str, phase: str, reason: str, seconds: float | None
+) -> None:
     TRIALS_FINISHED.labels(namespace, search, phase, reason or "").inc()
     if seconds is not None and seconds >= 0:
         TRIAL_DURATION.labels(namespace, search, phase).observe(seconds)

@@ -53,7 +53,9 @@ def trial_record(body: dict[str, Any]) -> TrialRecord:
 
 def job_record(body: dict[str, Any]) -> JobRecord:
     conditions = (body.get("status") or {}).get("conditions") or []
-    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+    finished = any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
     return JobRecord(name=body["metadata"]["name"], finished=finished)
 
 
@@ -61,9 +63,12 @@ def pod_record(body: dict[str, Any]) -> PodRecord:
     status = body.get("status") or {}
     finished_at, message = None, ""
     for cs in status.get("containerStatuses") or []:
-        if cs.get("name") == CONTROLLER_CONTAINER and (term := (cs.get("state") or {}).get("terminated")):
+        if cs.get("name") == CONTROLLER_CONTAINER and (
+            term := (cs.get("state") or {}).get("terminated")
+        ):
             finished_at = term.get("finishedAt")
-            message = f"exit code {term.get('exitCode')}: {(term.get('message') or term.get('reason') or '').strip()}"
+            detail = (term.get("message") or term.get("reason") or "").strip()
+            message = f"exit code {term.get('exitCode')}: {detail}"
     return PodRecord(
         name=body["metadata"]["name"],
         uid=body["metadata"].get("uid", ""),

@@ -45,14 +45,18 @@ def parse_result(message: str | None) -> TrialResult | None:
     doc = _json_object(message)
     if doc is None:
         return None
-    metrics = {str(k): n for k, v in (doc.get("metrics") or {}).items() if (n := _number(v)) is not None}
+    metrics = {
+        str(k): n for k, v in (doc.get("metrics") or {}).items() if (n := _number(v)) is not None
+    }
     parameters = doc.get("parameters")
     error = doc.get("error")
     return TrialResult(
         reward=_number(doc.get("reward")),
         metrics=metrics,
         seconds=_number(doc.get("seconds")),
-        parameters=int(parameters) if isinstance(parameters, int) and not isinstance(parameters, bool) else None,
+        parameters=int(parameters)
+        if isinstance(parameters, int) and not isinstance(parameters, bool)
+        else None,
         error=str(error)[:MAX_MESSAGE] if error else None,
         permanent=bool(doc.get("permanent")),
     )
@@ -61,4 +65,4 @@ def parse_result(message: str | None) -> TrialResult | None:
 def short_message(text: str | None) -> str:
     """A message fit for a status field: stripped, at most MAX_MESSAGE characters (the tail)."""
     text = (text or "").strip()
-    return text if len(text) <= MAX_MESSAGE else "…" + text[-(MAX_MESSAGE - 1):]
+    return text if len(text) <= MAX_MESSAGE else "…" + text[-(MAX_MESSAGE - 1) :]

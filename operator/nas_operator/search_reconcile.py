@@ -30,10 +30,14 @@ def _operator_status(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def _act_on_pod(
-    api: KubeApi, search: dict[str, Any], action: PodAction, pod: PodRecord | None,
-    settings: OperatorSettings, status: dict[str, Any],
+    api: KubeApi,
+    search: dict[str, Any],
+    action: PodAction,
+    pod: PodRecord | None,
+    settings: OperatorSettings,
+    status: dict[str, Any],
 ) -> None:
-    """Create or delete the controller pod; records controllerPod/controllerRestarts in ``status``."""
+    """Create or delete the controller pod; records controllerPod/Restarts in ``status``."""
     old = search.get("status") or {}
     meta = search["metadata"]
     if action is PodAction.CREATE:
@@ -41,17 +45,33 @@ def _act_on_pod(
         if created and old.get("controllerPod"):
             status["controllerRestarts"] = int(old.get("controllerRestarts") or 0) + 1
             metrics.CONTROLLER_RESTARTS.labels(meta["namespace"], meta["name"]).inc()
-            events.warning(search, "ControllerReplaced", f"replaced controller pod {created_pod['metadata']['name']}")
+            events.warning(
+                search,
+                "ControllerReplaced",
+                f"replaced controller pod {created_pod['metadata']['name']}",
+            )
         elif created:
-            events.normal(search, "ControllerCreated", f"created controller pod {created_pod['metadata']['name']}")
+            events.normal(
+                search,
+                "ControllerCreated",
+                f"created controller pod {created_pod['metadata']['name']}",
+            )
         status["controllerPod"] = created_pod["metadata"]["name"]
     elif action is PodAction.DELETE and pod is not None:
         api.delete("v1", "Pod", meta["namespace"], pod.name, uid=pod.uid)
         if status["phase"] == "Suspended":
             status["controllerPod"] = None
-            events.normal(search, "ControllerStopped", f"deleted controller pod {pod.name}: the search is suspended")
+            events.normal(
+                search,
+                "ControllerStopped",
+                f"deleted controller pod {pod.name}: the search is suspended",
+            )
         else:
-            events.warning(search, "ControllerEnded", f"controller pod {pod.name} ended ({pod.message}); replacing it")
+            events.warning(
+                search,
+                "ControllerEnded",
+                f"controller pod {pod.name} ended ({pod.message}); replacing it",
+            )
 
 
 def reconcile_search(
@@ -73,7 +93,9 @@ def reconcile_search(
     for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
         if key in old:
             status[key] = old[key]
-    action = controller_pod_action(search, status["phase"], pod, now, settings.controller_restart_backoff_seconds)
+    action = controller_pod_action(
+        search, status["phase"], pod, now, settings.controller_restart_backoff_seconds
+    )
     _act_on_pod(api, search, action, pod, settings, status)
     if status.get("controllerPod") is None:
         status.pop("controllerPod", None)
@@ -81,8 +103,14 @@ def reconcile_search(
     if patch:
         try:
             api.patch(
-                API_VERSION, SEARCH_KIND, namespace, name,
-                {"metadata": {"resourceVersion": search["metadata"]["resourceVersion"]}, "status": patch},
+                API_VERSION,
+                SEARCH_KIND,
+                namespace,
+                name,
+                {
+                    "metadata": {"resourceVersion": search["metadata"]["resourceVersion"]},
+                    "status": patch,
+                },
                 subresource="status",
             )
         except ApiException as err:
@@ -99,7 +127,9 @@ def _announce_phase(search: dict[str, Any], before: str | None, status: dict[str
     if phase == before:
         return
     condition = {"Succeeded": "Complete", "Failed": "Failed", "Suspended": "Suspended"}.get(phase)
-    detail = next((c for c in status["conditions"] if c["type"] == condition), {}) if condition else {}
+    detail = (
+        next((c for c in status["conditions"] if c["type"] == condition), {}) if condition else {}
+    )
     message = detail.get("message") or detail.get("reason") or f"the search is {phase}"
     if phase == "Failed":
         events.warning(search, "SearchFailed", message)
@@ -107,14 +137,16 @@ def _announce_phase(search: dict[str, Any], before: str | None, status: dict[str
         events.normal(search, f"Search{phase}", message)
 
 
-def trials_to_repair(records: list[TrialRecord], jobs: dict[str, bool | None], limit: int = 50) -> list[str]:
+def trials_to_repair(
+    records: list[TrialRecord], jobs: dict[str, bool | None], limit: int = 50
+) -> list[str]:
     """Unfinished Trials whose Job is missing or finished: an event was missed; resync them.
 
     ``jobs`` maps a trial name to whether its Job finished (None when there is no Job).
     """
     stale = [
-        r.name for r in records
+        r.name
+        for r in records
         if r.phase not in ("Succeeded", "Failed") and jobs.get(r.name) in (None, True)
     ]
     return stale[:limit]
-

@@ -15,9 +15,10 @@ Phase rule, first match wins:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from .records import PodRecord, TrialRecord
 
@@ -69,7 +70,13 @@ def best_trial(records: Iterable[TrialRecord]) -> dict[str, Any] | None:
     if not done:
         return None
     best = max(done, key=lambda r: (r.reward, -r.index))
-    return {"name": best.name, "index": best.index, "reward": best.reward, "hash": best.hash, "summary": best.summary}
+    return {
+        "name": best.name,
+        "index": best.index,
+        "reward": best.reward,
+        "hash": best.hash,
+        "summary": best.summary,
+    }
 
 
 def decision_of(search: dict[str, Any]) -> str:
@@ -82,7 +89,10 @@ def derive_phase(
     """(phase, reason, message) by the phase rule above."""
     status = search.get("status") or {}
     if status.get("phase") in FINAL:
-        cond = _find(status.get("conditions") or [], "Complete" if status["phase"] == "Succeeded" else "Failed")
+        cond = _find(
+            status.get("conditions") or [],
+            "Complete" if status["phase"] == "Succeeded" else "Failed",
+        )
         return status["phase"], (cond or {}).get("reason", ""), (cond or {}).get("message", "")
     if (search.get("spec") or {}).get("suspend"):
         return "Suspended", "Suspended", "spec.suspend is true"
@@ -136,7 +146,13 @@ def _find(conditions: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
 
 
 def _condition(
-    old: list[dict[str, Any]], kind: str, true: bool, reason: str, message: str, generation: int, now: str
+    old: list[dict[str, Any]],
+    kind: str,
+    true: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
 ) -> dict[str, Any]:
     value = "True" if true else "False"
     previous = _find(old, kind)
@@ -178,6 +194,7 @@ def derive_search_status(
     stamp = format_time(now)
     conditions = old.get("conditions") or []
     ready, ready_reason, ready_message = _controller_ready(phase, pod)
+
     def condition(kind: str, true: bool, reason_: str, message_: str = "") -> dict[str, Any]:
         return _condition(conditions, kind, true, reason_, message_, generation, stamp)
 

@@ -16,7 +16,8 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from . import metrics
 from .config import OperatorSettings
@@ -64,23 +65,34 @@ class StatusLoop:
                 last_resync = self.last_pass
                 for key in list(indices["searches"].keys()):
                     self.mark(*key)
-            batch = self._take()
+            batch = sorted(self._take())
             if not batch:
                 continue
             jobs = indices["trial_jobs"]
             work = []
             for namespace, name in batch:
-                records: list[TrialRecord] = list(indices["trials_by_search"].get((namespace, name), []))
+                records: list[TrialRecord] = list(
+                    indices["trials_by_search"].get((namespace, name), [])
+                )
                 pods: list[PodRecord] = list(indices["controller_pods"].get((namespace, name), []))
                 finished: dict[str, bool | None] = {}
                 for record in records:
                     job: list[JobRecord] = list(jobs.get((namespace, record.name), []))
                     finished[record.name] = job[0].finished if job else None
-                work.append(loop.run_in_executor(
-                    None, self._pass, namespace, name, records, pods[0] if pods else None,
-                    finished, settings,
-                ))
-            for (namespace, name), outcome in zip(batch, await asyncio.gather(*work, return_exceptions=True)):
+                work.append(
+                    loop.run_in_executor(
+                        None,
+                        self._pass,
+                        namespace,
+                        name,
+                        records,
+                        pods[0] if pods else None,
+                        finished,
+                        settings,
+                    )
+                )
+            outcomes = await asyncio.gather(*work, return_exceptions=True)
+            for (namespace, name), outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     metrics.RECONCILE_ERRORS.labels("search_status").inc()
                     log.error("status pass of %s/%s failed: %r", namespace, name, outcome)
@@ -88,8 +100,12 @@ class StatusLoop:
 
     @staticmethod
     def _pass(
-        namespace: str, name: str, records: list[TrialRecord], pod: PodRecord | None,
-        finished: dict[str, bool | None], settings: OperatorSettings,
+        namespace: str,
+        name: str,
+        records: list[TrialRecord],
+        pod: PodRecord | None,
+        finished: dict[str, bool | None],
+        settings: OperatorSettings,
     ) -> None:
         metrics.RECONCILES.labels("search_status").inc()
         started = time.perf_counter()

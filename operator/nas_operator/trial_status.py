@@ -45,7 +45,9 @@ def _started(pod: dict[str, Any]) -> bool:
 
 
 def _by_creation(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+    return sorted(
+        pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])
+    )
 
 
 def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult | None, str]:
@@ -85,7 +87,9 @@ def _succeeded(result: TrialResult | None, raw: str) -> dict[str, Any]:
 
 def _failed(job_condition: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     result, raw = _result_of(pods, exit_zero=False)
-    reason = JOB_FAILURE_REASONS.get(job_condition.get("reason", ""), job_condition.get("reason") or "Failed")
+    reason = JOB_FAILURE_REASONS.get(
+        job_condition.get("reason", ""), job_condition.get("reason") or "Failed"
+    )
     detail = (result.error if result and result.error else raw) or job_condition.get("message", "")
     return {"phase": "Failed", "reason": reason, "message": short_message(detail)}
 
@@ -119,7 +123,9 @@ def derive_trial_status(
     if (cond := _condition(job, "Complete")) is not None:
         result, raw = _result_of(pods, exit_zero=True)
         status.update(_succeeded(result, raw))
-        status["completionTime"] = job_status.get("completionTime") or cond.get("lastTransitionTime")
+        status["completionTime"] = job_status.get("completionTime") or cond.get(
+            "lastTransitionTime"
+        )
     elif (cond := _condition(job, "Failed")) is not None:
         status.update(_failed(cond, pods))
         status["completionTime"] = cond.get("lastTransitionTime")
@@ -127,7 +133,9 @@ def derive_trial_status(
         status.update(phase="Pending", reason="Suspended", message="the search is suspended")
     elif any((p.get("status") or {}).get("phase") == "Running" for p in ordered):
         running = [p for p in ordered if (p.get("status") or {}).get("phase") == "Running"]
-        status.update(phase="Running", reason="", message="", podName=running[-1]["metadata"]["name"])
+        status.update(
+            phase="Running", reason="", message="", podName=running[-1]["metadata"]["name"]
+        )
     else:
         status.update(phase="Pending", reason="", message="")
     return {**old, **status}

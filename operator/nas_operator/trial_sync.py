@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 3
 
 
-def _create_job(api: KubeApi, trial: dict[str, Any], settings: OperatorSettings) -> dict[str, Any] | None:
+def _create_job(
+    api: KubeApi, trial: dict[str, Any], settings: OperatorSettings
+) -> dict[str, Any] | None:
     spec, meta = trial["spec"], trial["metadata"]
     search = api.get(API_VERSION, SEARCH_KIND, meta["namespace"], spec["searchName"])
     if search is None:
@@ -34,7 +36,9 @@ def _create_job(api: KubeApi, trial: dict[str, Any], settings: OperatorSettings)
     run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
     if warning:
         events.warning(trial, "TrainerSnapshotMissing", warning)
-    job, created = api.create(build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend"))))
+    job, created = api.create(
+        build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend")))
+    )
     if created:
         events.normal(trial, "JobCreated", f"created Job {job['metadata']['name']}")
     return job
@@ -49,15 +53,23 @@ def _duration(status: dict[str, Any]) -> float | None:
 def _announce_finish(trial: dict[str, Any], status: dict[str, Any]) -> None:
     meta = trial["metadata"]
     metrics.record_trial_finished(
-        meta["namespace"], trial["spec"]["searchName"], status["phase"], status.get("reason", ""), _duration(status)
+        meta["namespace"],
+        trial["spec"]["searchName"],
+        status["phase"],
+        status.get("reason", ""),
+        _duration(status),
     )
     if status["phase"] == "Succeeded":
         events.normal(trial, "Succeeded", f"reward {status['reward']:.6g}")
     else:
-        events.warning(trial, status.get("reason") or "Failed", status.get("message") or "the trial failed")
+        events.warning(
+            trial, status.get("reason") or "Failed", status.get("message") or "the trial failed"
+        )
 
 
-def sync_trial(api: KubeApi, namespace: str, name: str, settings: OperatorSettings) -> dict[str, Any] | None:
+def sync_trial(
+    api: KubeApi, namespace: str, name: str, settings: OperatorSettings
+) -> dict[str, Any] | None:
     """Bring the Trial ``namespace/name`` up to date; returns its new status (None if gone)."""
     for _ in range(CONFLICT_RETRIES):
         trial = api.get(API_VERSION, TRIAL_KIND, namespace, name)
@@ -70,8 +82,12 @@ def sync_trial(api: KubeApi, namespace: str, name: str, settings: OperatorSettin
         if job is None and not old.get("jobName"):
             job = _create_job(api, trial, settings)
             if job is None:
-                new = {**old, "phase": "Failed", "reason": "SearchNotFound",
-                       "message": f"ArchitectureSearch {trial['spec']['searchName']} does not exist"}
+                new = {
+                    **old,
+                    "phase": "Failed",
+                    "reason": "SearchNotFound",
+                    "message": f"ArchitectureSearch {trial['spec']['searchName']} does not exist",
+                }
                 return _write(api, trial, old, new)
         pods = api.list("v1", "Pod", namespace, f"{LABEL_TRIAL}={name}") if job is not None else []
         new = derive_trial_status(trial, job, pods)
@@ -84,13 +100,18 @@ def sync_trial(api: KubeApi, namespace: str, name: str, settings: OperatorSettin
     return None
 
 
-def _write(api: KubeApi, trial: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def _write(
+    api: KubeApi, trial: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
     patch = status_patch(old, new)
     if not patch:
         return new
     meta = trial["metadata"]
     api.patch(
-        API_VERSION, TRIAL_KIND, meta["namespace"], meta["name"],
+        API_VERSION,
+        TRIAL_KIND,
+        meta["namespace"],
+        meta["name"],
         {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
         subresource="status",
     )

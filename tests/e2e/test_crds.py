@@ -1,22 +1,30 @@
 """The CRDs on a real API server: served, documented, and bad input refused at admission
 with a message that says what to fix."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
+from test_operator_fixtures import (  # noqa: F401  (fixtures)
+    apply,
+    crds,
+    get,
+    kubectl,
+    search_manifest,
+    search_path,
+    trial_manifest,
+)
 
 from tests.cluster.paths import REPO_ROOT
-
-from test_operator_fixtures import (  # noqa: F401  (fixtures)
-    apply, crds, get, kubectl, search_manifest, search_path, trial_manifest,
-)
 
 pytestmark = pytest.mark.cluster
 
 
 def refused(cluster, obj, namespace) -> str:
-    result = apply(cluster, {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}, check=False)
+    result = apply(
+        cluster, {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}, check=False
+    )
     assert result.returncode != 0, f"accepted: {obj}"
     return result.stderr
 
@@ -29,9 +37,16 @@ def test_kubectl_explain_documents_fields(cluster, crds):
 
 
 def test_defaults_are_filled_in(cluster, crds, namespace):
-    apply(cluster, {**search_manifest("defaults"), "metadata": {"name": "defaults", "namespace": namespace}})
+    apply(
+        cluster,
+        {**search_manifest("defaults"), "metadata": {"name": "defaults", "namespace": namespace}},
+    )
     spec = get(cluster, search_path(namespace, "defaults"))["spec"]
-    assert spec["storage"] == {"size": "1Gi", "accessModes": ["ReadWriteOnce"], "retentionPolicy": "Retain"}
+    assert spec["storage"] == {
+        "size": "1Gi",
+        "accessModes": ["ReadWriteOnce"],
+        "retentionPolicy": "Retain",
+    }
     assert spec["trials"]["maxFailed"] == 10
     assert spec["strategy"] == {"name": "random", "seed": 0}
     assert spec["trainer"]["mountSearchVolume"] is False
@@ -40,24 +55,56 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda s: s["spec"]["trials"].update(max=2, parallelism=8),
-         "spec.trials.parallelism must be <= spec.trials.max"),
-        (lambda s: s["spec"]["strategy"].update(name="hill-climbing"), "Unsupported value: \"hill-climbing\""),
-        (lambda s: s["spec"]["searchSpace"].pop("decisions"),
-         "spec.searchSpace.decisions is required when spec.searchSpace.name is custom"),
-        (lambda s: s["spec"]["searchSpace"].update(name="nasnet"),
-         "spec.searchSpace.decisions is only for name: custom"),
-        (lambda s: s["spec"]["strategy"].update(population=10),
-         "spec.strategy.population and sampleSize apply only to regularized-evolution"),
-        (lambda s: s["spec"]["storage"].update(claimName="mine", retentionPolicy="Delete") if "storage" in s["spec"]
-         else s["spec"].update(storage={"claimName": "mine", "retentionPolicy": "Delete"}),
-         "retentionPolicy Delete applies only to a volume the operator makes"),
-        (lambda s: s["metadata"].update(name="x" * 51), "metadata.name must be at most 50 characters"),
-        (lambda s: s["spec"]["trainer"].update(dataset="imagenet-21k", command=None) or s["spec"]["trainer"].pop("command"),
-         "spec.trainer.dataset must be one of"),
+        (
+            lambda s: s["spec"]["trials"].update(max=2, parallelism=8),
+            "spec.trials.parallelism must be <= spec.trials.max",
+        ),
+        (
+            lambda s: s["spec"]["strategy"].update(name="hill-climbing"),
+            'Unsupported value: "hill-climbing"',
+        ),
+        (
+            lambda s: s["spec"]["searchSpace"].pop("decisions"),
+            "spec.searchSpace.decisions is required when spec.searchSpace.name is custom",
+        ),
+        (
+            lambda s: s["spec"]["searchSpace"].update(name="nasnet"),
+            "spec.searchSpace.decisions is only for name: custom",
+        ),
+        (
+            lambda s: s["spec"]["strategy"].update(population=10),
+            "spec.strategy.population and sampleSize apply only to regularized-evolution",
+        ),
+        (
+            lambda s: (
+                s["spec"]["storage"].update(claimName="mine", retentionPolicy="Delete")
+                if "storage" in s["spec"]
+                else s["spec"].update(storage={"claimName": "mine", "retentionPolicy": "Delete"})
+            ),
+            "retentionPolicy Delete applies only to a volume the operator makes",
+        ),
+        (
+            lambda s: s["metadata"].update(name="x" * 51),
+            "metadata.name must be at most 50 characters",
+        ),
+        (
+            lambda s: (
+                s["spec"]["trainer"].update(dataset="imagenet-21k", command=None)
+                or s["spec"]["trainer"].pop("command")
+            ),
+            "spec.trainer.dataset must be one of",
+        ),
     ],
-    ids=["parallelism>max", "unknown-strategy", "custom-needs-decisions", "decisions-only-custom",
-         "evolution-fields", "claim+Delete", "long-name", "unknown-dataset"],
+    ids=[
+        "parallelism>max",
+        "unknown-strategy",
+        "custom-needs-decisions",
+        "decisions-only-custom",
+        "evolution-fields",
+        "claim+Delete",
+        "long-name",
+        "unknown-dataset",
+    ],
 )
 def test_bad_search_is_refused_with_what_to_fix(cluster, crds, namespace, change, message):
     search = copy.deepcopy(search_manifest("bad"))
@@ -92,7 +139,10 @@ def test_trial_spec_is_immutable(cluster, crds, namespace):
     assert "Trial spec is immutable" in apply(cluster, trial, check=False).stderr
     renamed = trial_manifest(live, 1)
     renamed["metadata"].update(name="someone-else-00001", namespace=namespace)
-    assert "metadata.name must be <spec.searchName>-<index:05d>" in apply(cluster, renamed, check=False).stderr
+    assert (
+        "metadata.name must be <spec.searchName>-<index:05d>"
+        in apply(cluster, renamed, check=False).stderr
+    )
 
 
 def test_printer_columns(cluster, crds, namespace):
@@ -108,6 +158,15 @@ def test_printer_columns(cluster, crds, namespace):
 @pytest.mark.parametrize("path", sorted(p.name for p in (REPO_ROOT / "examples").glob("*.yaml")))
 def test_every_example_applies_as_it_is(cluster, crds, namespace, path):
     """Server-side dry run with strict field validation: an unknown field fails too."""
-    result = kubectl(cluster, "apply", "--dry-run=server", "--validate=strict", "-n", namespace,
-                     "-f", str(REPO_ROOT / "examples" / path), check=False)
+    result = kubectl(
+        cluster,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        str(REPO_ROOT / "examples" / path),
+        check=False,
+    )
     assert result.returncode == 0, result.stderr

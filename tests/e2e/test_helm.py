@@ -1,19 +1,28 @@
 """The Helm chart against the real control plane: its manifests pass the API server's
 validation, and an installed release runs searches with nothing but the rights the
 chart grants (the operator pod runs in-cluster on the test node agent)."""
+
 from __future__ import annotations
 
-import json
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-
 from test_operator_fixtures import (  # noqa: F401  (fixtures)
-    IDLE_CONTROLLER, apply, crds, free_port, get, kube, kubectl, result_command, search_manifest, search_path,
-    trial_manifest, wait_trial,
+    IDLE_CONTROLLER,
+    apply,
+    crds,
+    free_port,
+    get,
+    kube,
+    kubectl,
+    result_command,
+    search_manifest,
+    search_path,
+    trial_manifest,
+    wait_trial,
 )
+
 from tests.cluster.paths import CACHE_ROOT, REPO_ROOT
 from tests.cluster.waiting import wait_for
 
@@ -30,23 +39,52 @@ def helm_binary() -> str:
 
 
 def helm(binary: str, cluster, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([binary, "--kubeconfig", str(cluster.kubeconfig), *args],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [binary, "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     return result
 
 
 def test_rendered_manifests_pass_server_side_validation(cluster, crds, helm_binary, namespace):
-    rendered = helm(helm_binary, cluster, "template", "nas", str(CHART), "--namespace", namespace,
-                    "--kube-version", "1.34.0", "--set", f"watchNamespaces={{{namespace}}}").stdout
-    result = kubectl(cluster, "apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-",
-                     input=rendered, check=False)
+    rendered = helm(
+        helm_binary,
+        cluster,
+        "template",
+        "nas",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.34.0",
+        "--set",
+        f"watchNamespaces={{{namespace}}}",
+    ).stdout
+    result = kubectl(
+        cluster,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=rendered,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(rendered) if doc]
-    assert kinds.count("Deployment") == 1 and "ServiceMonitor" not in kinds  # no monitoring API here
+    assert (
+        kinds.count("Deployment") == 1 and "ServiceMonitor" not in kinds
+    )  # no monitoring API here
 
 
-def test_installed_release_runs_a_trial_with_the_charts_rights_only(cluster, crds, helm_binary, namespace, tmp_path):
+def test_installed_release_runs_a_trial_with_the_charts_rights_only(
+    cluster, crds, helm_binary, namespace, tmp_path
+):
     values = {
         "watchNamespaces": [namespace],
         "operator": {
@@ -57,28 +95,68 @@ def test_installed_release_runs_a_trial_with_the_charts_rights_only(cluster, crd
         "healthPort": free_port(),
     }
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
-    helm(helm_binary, cluster, "install", "nas", str(CHART), "--namespace", namespace,
-         "--values", str(tmp_path / "values.yaml"))
+    helm(
+        helm_binary,
+        cluster,
+        "install",
+        "nas",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        str(tmp_path / "values.yaml"),
+    )
     try:
         pods = f"/api/v1/namespaces/{namespace}/pods?labelSelector=app.kubernetes.io/instance=nas"
-        wait_for(lambda: any((p.get("status") or {}).get("phase") == "Running" for p in kube(cluster).get(pods)["items"]),
-                 "the operator pod to run", timeout=90)
+        wait_for(
+            lambda: any(
+                (p.get("status") or {}).get("phase") == "Running"
+                for p in kube(cluster).get(pods)["items"]
+            ),
+            "the operator pod to run",
+            timeout=90,
+        )
         search = search_manifest("charted", command=result_command(reward=0.6))
         search["metadata"]["namespace"] = namespace
         apply(cluster, search)
-        live = wait_for(lambda: (s := get(cluster, search_path(namespace, "charted"))) and
-                        (s.get("status") or {}).get("observedGeneration") and s,
-                        "the in-cluster operator to observe the search", timeout=90)
+        live = wait_for(
+            lambda: (
+                (s := get(cluster, search_path(namespace, "charted")))
+                and (s.get("status") or {}).get("observedGeneration")
+                and s
+            ),
+            "the in-cluster operator to observe the search",
+            timeout=90,
+        )
         trial = trial_manifest(live, 0)
         trial["metadata"]["namespace"] = namespace
         apply(cluster, trial)
         status = wait_trial(cluster, namespace, trial["metadata"]["name"], timeout=120)["status"]
         assert status["phase"] == "Succeeded" and status["reward"] == 0.6
-        wait_for(lambda: get(cluster, f"/api/v1/namespaces/{namespace}/pods/charted-controller"),
-                 "the controller pod made by the in-cluster operator")
-        wait_for(lambda: (get(cluster, search_path(namespace, "charted"))["status"].get("best") or {})
-                 .get("reward") == 0.6, "the search's best reward")
+        wait_for(
+            lambda: get(cluster, f"/api/v1/namespaces/{namespace}/pods/charted-controller"),
+            "the controller pod made by the in-cluster operator",
+        )
+        wait_for(
+            lambda: (
+                (get(cluster, search_path(namespace, "charted"))["status"].get("best") or {}).get(
+                    "reward"
+                )
+                == 0.6
+            ),
+            "the search's best reward",
+        )
     finally:
-        helm(helm_binary, cluster, "uninstall", "nas", "--namespace", namespace, "--wait", "--timeout", "60s")
+        helm(
+            helm_binary,
+            cluster,
+            "uninstall",
+            "nas",
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "60s",
+        )
     # Helm never deletes CRDs: the searches and their results stay
     assert get(cluster, search_path(namespace, "charted")) is not None

@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's package) scrapes the operator and a search's controller
 pod during a real search; every query of every shipped dashboard returns data."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,11 +14,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_operator_fixtures import free_port
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
-    apply, crds, search, search_operator, wait_final,
+    apply,
+    crds,
+    search,
+    search_operator,
+    wait_final,
 )
+
 from tests.cluster.paths import REPO_ROOT
 from tests.cluster.waiting import wait_for
 
@@ -32,7 +37,10 @@ def dashboard_queries() -> dict[str, list[str]]:
     generate = importlib.util.module_from_spec(spec)
     sys.modules["nas_dashboards_e2e"] = generate
     spec.loader.exec_module(generate)
-    return {name: generate.queries(json.loads((DASHBOARDS / name).read_text())) for name in generate.DASHBOARDS}
+    return {
+        name: generate.queries(json.loads((DASHBOARDS / name).read_text()))
+        for name in generate.DASHBOARDS
+    }
 
 
 class Prometheus:
@@ -40,15 +48,23 @@ class Prometheus:
         self.port = free_port()
         config = {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                               for job, port in targets.items()],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                for job, port in targets.items()
+            ],
         }
         (workdir / "prometheus.yml").write_text(json.dumps(config))
         self.log = open(workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
-            [shutil.which("prometheus") or "prometheus", f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self.ready, "Prometheus to be ready", timeout=60)
 
     def ready(self) -> bool:
@@ -59,7 +75,9 @@ class Prometheus:
             return False
 
     def query(self, expr: str) -> list[dict]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": expr}
+        )
         with urllib.request.urlopen(url, timeout=10) as r:
             answer = json.load(r)
         assert answer["status"] == "success", answer
@@ -81,24 +99,44 @@ def prometheus_binary() -> str:
 
 def concrete(expr: str, namespace: str) -> str:
     """A dashboard query with Grafana's variables filled in as a user would select them."""
-    return (expr.replace("$namespace", namespace).replace("$search", ".*")
-            .replace("$__rate_interval", "5m"))
+    return (
+        expr.replace("$namespace", namespace)
+        .replace("$search", ".*")
+        .replace("$__rate_interval", "5m")
+    )
 
 
-def test_every_dashboard_query_returns_data(cluster, prometheus_binary, search_operator, namespace, tmp_path):
-    prometheus = Prometheus(tmp_path, {
-        "nas-operator": search_operator.process.metrics_port,
-        "nas-controller": search_operator.controller_metrics_port,
-    })
+def test_every_dashboard_query_returns_data(
+    cluster, prometheus_binary, search_operator, namespace, tmp_path
+):
+    prometheus = Prometheus(
+        tmp_path,
+        {
+            "nas-operator": search_operator.process.metrics_port,
+            "nas-controller": search_operator.controller_metrics_port,
+        },
+    )
     try:
-        apply(cluster, search("watched", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
-                              {"name": "reinforce", "seed": 1, "rewardNormalization": "std"},
-                              {"max": 12, "parallelism": 3, "timeoutSeconds": 120}))
+        apply(
+            cluster,
+            search(
+                "watched",
+                namespace,
+                {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                {"name": "reinforce", "seed": 1, "rewardNormalization": "std"},
+                {"max": 12, "parallelism": 3, "timeoutSeconds": 120},
+            ),
+        )
         status = wait_final(cluster, namespace, "watched", timeout=400)["status"]
         assert status["phase"] == "Succeeded", status
         # one more scrape of both after the end, then every panel must have something to draw
-        wait_for(lambda: prometheus.query(f'nas_trials{{namespace="{namespace}",phase="Succeeded"}} == 12'),
-                 "Prometheus to see the 12 trials", timeout=30)
+        wait_for(
+            lambda: prometheus.query(
+                f'nas_trials{{namespace="{namespace}",phase="Succeeded"}} == 12'
+            ),
+            "Prometheus to see the 12 trials",
+            timeout=30,
+        )
         empty = []
         for board, queries in dashboard_queries().items():
             for expr in queries:

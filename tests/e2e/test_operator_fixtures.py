@@ -8,6 +8,7 @@
 
 Other test modules import the fixtures they use from here.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -39,18 +41,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def kubectl(cluster, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def kubectl(
+    cluster, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Runs the test cluster's kubectl with the admin kubeconfig."""
     result = subprocess.run(
         [str(binary("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        input=input, capture_output=True, text=True, timeout=60,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+        )
     return result
 
 
-def apply(cluster, obj: dict[str, Any] | str, *, check: bool = True, user: str | None = None) -> subprocess.CompletedProcess:
+def apply(
+    cluster, obj: dict[str, Any] | str, *, check: bool = True, user: str | None = None
+) -> subprocess.CompletedProcess:
     text = obj if isinstance(obj, str) else yaml.safe_dump(obj)
     extra = ["--as", user] if user else []
     return kubectl(cluster, "apply", "-f", "-", *extra, input=text, check=check)
@@ -65,14 +76,18 @@ def get(cluster, path: str) -> dict[str, Any] | None:
 
 
 def search_path(namespace: str, name: str = "") -> str:
-    return f"/apis/{GROUP_VERSION}/namespaces/{namespace}/architecturesearches" + (f"/{name}" if name else "")
+    return f"/apis/{GROUP_VERSION}/namespaces/{namespace}/architecturesearches" + (
+        f"/{name}" if name else ""
+    )
 
 
 def trial_path(namespace: str, name: str = "") -> str:
     return f"/apis/{GROUP_VERSION}/namespaces/{namespace}/trials" + (f"/{name}" if name else "")
 
 
-def result_command(reward: float = 0.5, exit_code: int = 0, error: str = "", fail_first: str = "") -> list[str]:
+def result_command(
+    reward: float = 0.5, exit_code: int = 0, error: str = "", fail_first: str = ""
+) -> list[str]:
     """A trainer stand-in: ``python -c`` writing a result JSON to the termination log.
 
     ``fail_first``: a file path; the first attempt creates it and exits 1 (retryable).
@@ -80,8 +95,14 @@ def result_command(reward: float = 0.5, exit_code: int = 0, error: str = "", fai
     result = (
         {"schema": "nas.result/v1", "error": error, "permanent": True}
         if error
-        else {"schema": "nas.result/v1", "reward": reward, "metrics": {"val_accuracy": reward},
-              "epochs": 1, "seconds": 0.01, "parameters": 1234}
+        else {
+            "schema": "nas.result/v1",
+            "reward": reward,
+            "metrics": {"val_accuracy": reward},
+            "epochs": 1,
+            "seconds": 0.01,
+            "parameters": 1234,
+        }
     )
     script = (
         "import json, os, sys\n"
@@ -96,15 +117,24 @@ def result_command(reward: float = 0.5, exit_code: int = 0, error: str = "", fai
     return ["python", "-c", script]
 
 
-def search_manifest(name: str, *, command: list[str] | None = None, suspend: bool = False,
-                    controller: bool = True, **trials: Any) -> dict[str, Any]:
+def search_manifest(
+    name: str,
+    *,
+    command: list[str] | None = None,
+    suspend: bool = False,
+    controller: bool = True,
+    **trials: Any,
+) -> dict[str, Any]:
     """A search of the custom space whose trainer is ``command`` (default: reward 0.5)."""
     return {
         "apiVersion": GROUP_VERSION,
         "kind": "ArchitectureSearch",
         "metadata": {"name": name},
         "spec": {
-            "searchSpace": {"name": "custom", "decisions": [{"name": "width", "choices": [8, 16, 32]}]},
+            "searchSpace": {
+                "name": "custom",
+                "decisions": [{"name": "width", "choices": [8, 16, 32]}],
+            },
             "strategy": {"name": "random", "seed": 0},
             "trials": {"max": 4, "parallelism": 2, "retries": 1, "timeoutSeconds": 120, **trials},
             "trainer": {"image": "nas-trainer:test", "command": command or result_command()},
@@ -122,16 +152,26 @@ def trial_manifest(search: dict[str, Any], index: int, generation: int = 1) -> d
         "metadata": {
             "name": f"{name}-{index:05d}",
             "labels": {"archsearch.io/search": name, "archsearch.io/trial-index": str(index)},
-            "ownerReferences": [{
-                "apiVersion": GROUP_VERSION, "kind": "ArchitectureSearch", "name": name,
-                "uid": search["metadata"]["uid"], "controller": False, "blockOwnerDeletion": False,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "ArchitectureSearch",
+                    "name": name,
+                    "uid": search["metadata"]["uid"],
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            ],
         },
         "spec": {
             "searchName": name,
             "index": index,
-            "architecture": {"space": "custom", "tokens": [index % 3], "canonical": {"width": [8, 16, 32][index % 3]},
-                             "hash": f"h{index:04d}"},
+            "architecture": {
+                "space": "custom",
+                "tokens": [index % 3],
+                "canonical": {"width": [8, 16, 32][index % 3]},
+                "hash": f"h{index:04d}",
+            },
             "logProb": -1.1,
             "policyVersion": 0,
             "searchGeneration": generation,
@@ -145,20 +185,35 @@ def crds(cluster) -> None:
     for crd in ("architecturesearches.archsearch.io", "trials.archsearch.io"):
         kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
     # discovery of the new group can lag the Established condition by a moment
-    wait_for(lambda: kubectl(cluster, "get", "archsearch", "-A", check=False).returncode == 0,
-             "the ArchitectureSearch resource to be served", timeout=30)
+    wait_for(
+        lambda: kubectl(cluster, "get", "archsearch", "-A", check=False).returncode == 0,
+        "the ArchitectureSearch resource to be served",
+        timeout=30,
+    )
 
 
 class OperatorProcess:
     """The operator as a local process (what the chart's Deployment runs)."""
 
-    def __init__(self, cluster, namespaces: list[str], env: dict[str, str] | None = None, tag: str = "") -> None:
+    def __init__(
+        self, cluster, namespaces: list[str], env: dict[str, str] | None = None, tag: str = ""
+    ) -> None:
         self.cluster = cluster
         self.metrics_port = free_port()
         self.health_port = free_port()
-        self.log_path = Path(cluster.run_dir) / f"operator-{'-'.join(namespaces)}{tag}-{time.time_ns()}.log"
-        args = [sys.executable, "-m", "kopf", "run", "-m", "nas_operator", "--standalone",
-                f"--liveness=http://127.0.0.1:{self.health_port}/healthz"]
+        self.log_path = (
+            Path(cluster.run_dir) / f"operator-{'-'.join(namespaces)}{tag}-{time.time_ns()}.log"
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "kopf",
+            "run",
+            "-m",
+            "nas_operator",
+            "--standalone",
+            f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
+        ]
         for ns in namespaces:
             args += ["--namespace", ns]
         self.env = {
@@ -175,25 +230,39 @@ class OperatorProcess:
         self.args = args
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "OperatorProcess":
+    def start(self) -> OperatorProcess:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=REPO_ROOT, start_new_session=True)
-        wait_for(self.healthy, f"the operator's liveness endpoint (log {self.log_path})", timeout=60)
+        self.proc = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        wait_for(
+            self.healthy, f"the operator's liveness endpoint (log {self.log_path})", timeout=60
+        )
         return self
 
     def healthy(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"the operator exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
+            raise AssertionError(
+                f"the operator exited ({self.proc.returncode}):\n{self.log()[-3000:]}"
+            )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as r:
                 return r.status == 200
         except OSError:
             return False
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
             return r.read().decode()
 
     def log(self) -> str:
@@ -219,17 +288,29 @@ def operator(cluster, crds, namespace) -> Iterator[OperatorProcess]:
     sys.stderr.write(f"\n--- operator log ({op.log_path}) ---\n{op.log()[-6000:]}\n")
 
 
-def wait_trial(cluster, namespace: str, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed"),
-               timeout: float = 90) -> dict[str, Any]:
+def wait_trial(
+    cluster,
+    namespace: str,
+    name: str,
+    phases: tuple[str, ...] = ("Succeeded", "Failed"),
+    timeout: float = 90,
+) -> dict[str, Any]:
     def probe():
         trial = get(cluster, trial_path(namespace, name))
         return trial if trial and (trial.get("status") or {}).get("phase") in phases else None
-    return wait_for(probe, f"trial {namespace}/{name} to reach {phases}", timeout=timeout, interval=0.3)
+
+    return wait_for(
+        probe, f"trial {namespace}/{name} to reach {phases}", timeout=timeout, interval=0.3
+    )
 
 
 def events_of(cluster, namespace: str, name: str) -> list[str]:
     items = kube(cluster).get(f"/api/v1/namespaces/{namespace}/events")["items"]
-    return [f"{e.get('reason')}: {e.get('message')}" for e in items if e["involvedObject"].get("name") == name]
+    return [
+        f"{e.get('reason')}: {e.get('message')}"
+        for e in items
+        if e["involvedObject"].get("name") == name
+    ]
 
 
 def dump(obj: Any) -> str:

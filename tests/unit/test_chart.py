@@ -1,6 +1,7 @@
 """The Helm chart: CRDs identical to crds/, documented values, what `helm template`
 renders (lint and template need the Helm binary that tests/cluster/install-tools.sh
 installs; those tests skip without it)."""
+
 from __future__ import annotations
 
 import filecmp
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from nas_operator.k8s import RESOURCES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,9 @@ def test_chart_crds_are_the_repository_crds():
     assert names == sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     for name in names:
         assert filecmp.cmp(REPO / "crds" / name, CHART / "crds" / name, shallow=False), (
-            f"charts/nas-operator/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/nas-operator/crds/")
+            f"charts/nas-operator/crds/{name} differs from crds/{name}: "
+            "cp crds/*.yaml charts/nas-operator/crds/"
+        )
 
 
 def test_every_value_is_documented():
@@ -77,7 +79,10 @@ def test_values_schema_is_json_schema_for_every_top_level_value():
 
 @needs_helm
 def test_helm_lint_strict():
-    assert "0 chart(s) failed" in helm("lint", str(CHART), "--strict", "--kube-version", "1.34.0").stdout
+    assert (
+        "0 chart(s) failed"
+        in helm("lint", str(CHART), "--strict", "--kube-version", "1.34.0").stdout
+    )
 
 
 @needs_helm
@@ -102,14 +107,26 @@ def test_watch_namespaces_bind_the_role_only_there():
     docs = render("watchNamespaces={team-a,team-b}")
     command = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--namespace=team-a" in command and "--all-namespaces" not in command
-    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
-    assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == ["nas-nas-operator-admission"]
+    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == [
+        "team-a",
+        "team-b",
+    ]
+    assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == [
+        "nas-nas-operator-admission"
+    ]
 
 
 @needs_helm
 def test_cluster_role_covers_every_kind_the_operator_touches_and_no_wildcards():
-    role = next(r for r in by_kind(render(), "ClusterRole") if r["metadata"]["name"] == "nas-nas-operator")
-    granted = {(group, resource) for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"]}
+    role = next(
+        r for r in by_kind(render(), "ClusterRole") if r["metadata"]["name"] == "nas-nas-operator"
+    )
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     for (api_version, _kind), (plural, namespaced) in RESOURCES.items():
         group = api_version.split("/")[0] if "/" in api_version else ""
         if namespaced:
@@ -120,15 +137,26 @@ def test_cluster_role_covers_every_kind_the_operator_touches_and_no_wildcards():
 @needs_helm
 def test_monitoring_objects_follow_the_api_or_the_values():
     assert not by_kind(render(), "ServiceMonitor")
-    assert by_kind(render(api_versions=("monitoring.coreos.com/v1/ServiceMonitor",)), "ServiceMonitor")
+    assert by_kind(
+        render(api_versions=("monitoring.coreos.com/v1/ServiceMonitor",)), "ServiceMonitor"
+    )
     assert by_kind(render("serviceMonitor.enabled=true"), "PodMonitor")
-    assert not by_kind(render("serviceMonitor.enabled=false", api_versions=("monitoring.coreos.com/v1/ServiceMonitor",)),
-                       "ServiceMonitor")
+    assert not by_kind(
+        render(
+            "serviceMonitor.enabled=false",
+            api_versions=("monitoring.coreos.com/v1/ServiceMonitor",),
+        ),
+        "ServiceMonitor",
+    )
 
 
 @needs_helm
 def test_dashboards_are_shipped_as_labelled_config_maps():
-    maps = [m for m in by_kind(render(), "ConfigMap") if m["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    maps = [
+        m
+        for m in by_kind(render(), "ConfigMap")
+        if m["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
     shipped = {key: value for m in maps for key, value in m["data"].items()}
     files = {p.name: p.read_text() for p in (CHART / "dashboards").glob("*.json")}
     assert set(shipped) == set(files) and len(files) == 3
@@ -138,11 +166,16 @@ def test_dashboards_are_shipped_as_labelled_config_maps():
 
 
 @needs_helm
-@pytest.mark.parametrize("value, complaint", [
-    ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
-    ("operator.statusIntervalSeconds=0", "/operator/statusIntervalSeconds"),
-    ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
-])
+@pytest.mark.parametrize(
+    "value, complaint",
+    [
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("operator.statusIntervalSeconds=0", "/operator/statusIntervalSeconds"),
+        ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
+    ],
+)
 def test_schema_refuses_bad_values(value, complaint):
-    result = helm("template", "nas", str(CHART), "--kube-version", "1.34.0", "--set", value, check=False)
+    result = helm(
+        "template", "nas", str(CHART), "--kube-version", "1.34.0", "--set", value, check=False
+    )
     assert result.returncode != 0 and complaint in result.stderr

@@ -1,4 +1,5 @@
 """The CRD files: structural, documented, with the names and columns users rely on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,11 +31,20 @@ def walk(schema: dict, path: str = ""):
 @pytest.mark.parametrize("crd", [SEARCH, TRIAL], ids=["search", "trial"])
 def test_every_field_is_documented_and_typed(crd):
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    undocumented = [p for p, s in walk(schema) if p not in ("", ".metadata") and not s.get("description")
-                    and not p.endswith("{}")]
+    undocumented = [
+        p
+        for p, s in walk(schema)
+        if p not in ("", ".metadata") and not s.get("description") and not p.endswith("{}")
+    ]
     assert undocumented == []
-    untyped = [p for p, s in walk(schema) if p and "type" not in s and not s.get("x-kubernetes-int-or-string")
-               and not s.get("x-kubernetes-preserve-unknown-fields")]
+    untyped = [
+        p
+        for p, s in walk(schema)
+        if p
+        and "type" not in s
+        and not s.get("x-kubernetes-int-or-string")
+        and not s.get("x-kubernetes-preserve-unknown-fields")
+    ]
     assert untyped == []
 
 
@@ -48,23 +58,46 @@ def test_names_and_short_names():
 
 
 def test_printer_columns_read_like_a_results_table():
-    columns = [c["name"] for c in TRIAL["spec"]["versions"][0]["additionalPrinterColumns"] if "priority" not in c]
+    columns = [
+        c["name"]
+        for c in TRIAL["spec"]["versions"][0]["additionalPrinterColumns"]
+        if "priority" not in c
+    ]
     assert columns == ["Phase", "Reward", "Attempts", "Architecture", "Age"]
-    columns = [c["name"] for c in SEARCH["spec"]["versions"][0]["additionalPrinterColumns"] if "priority" not in c]
+    columns = [
+        c["name"]
+        for c in SEARCH["spec"]["versions"][0]["additionalPrinterColumns"]
+        if "priority" not in c
+    ]
     assert columns == ["Phase", "Done", "Running", "Best", "Age"]
 
 
 def test_enums_match_the_contract():
-    spec = SEARCH["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    spec = SEARCH["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]
     assert spec["searchSpace"]["properties"]["name"]["enum"] == [
-        "macro-cnn", "nasnet", "rnn-cell", "nas-bench-201", "nas-bench-graph", "custom"]
+        "macro-cnn",
+        "nasnet",
+        "rnn-cell",
+        "nas-bench-201",
+        "nas-bench-graph",
+        "custom",
+    ]
     assert spec["strategy"]["properties"]["name"]["enum"] == [
-        "reinforce", "ppo", "regularized-evolution", "tpe", "random"]
+        "reinforce",
+        "ppo",
+        "regularized-evolution",
+        "tpe",
+        "random",
+    ]
     assert spec["storage"]["properties"]["retentionPolicy"]["default"] == "Retain"
 
 
 def test_immutability_rules_are_transition_rules():
-    spec = SEARCH["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    spec = SEARCH["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]
     for field in ("searchSpace", "strategy"):
         assert any(r["rule"] == "self == oldSelf" for r in spec[field]["x-kubernetes-validations"])
     trial_spec = TRIAL["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]

@@ -1,5 +1,6 @@
 """Dashboards as code: the committed JSON is what generate.py makes, and every query
 names metrics that the operator or the controller exports."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,7 +31,8 @@ def test_committed_dashboards_are_regenerated_byte_for_byte(tmp_path):
     assert written == sorted(p.name for p in DASHBOARDS.glob("*.json"))
     for name in written:
         assert (tmp_path / name).read_text() == (DASHBOARDS / name).read_text(), (
-            f"{name} is stale: python charts/nas-operator/dashboards/generate.py")
+            f"{name} is stale: python charts/nas-operator/dashboards/generate.py"
+        )
     assert generate.main(["--check"]) == 0
 
 
@@ -59,7 +61,13 @@ def exported_metrics() -> set[str]:
 
     names = {sample.name for family in REGISTRY.collect() for sample in family.samples}
     names |= {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
-    controller = (Path(__file__).resolve().parents[2] / "trainer-image" / "nas_trainer" / "controller" / "metrics.py")
+    controller = (
+        Path(__file__).resolve().parents[2]
+        / "trainer-image"
+        / "nas_trainer"
+        / "controller"
+        / "metrics.py"
+    )
     if controller.exists():
         names |= set(re.findall(r'"(nas_controller_[a-z_]+)"', controller.read_text()))
     return names
@@ -69,7 +77,12 @@ def test_every_query_uses_exported_metrics():
     known = exported_metrics()
     for name in generate.DASHBOARDS:
         for expr in generate.queries(json.loads((DASHBOARDS / name).read_text())):
-            for metric in re.findall(r"\b(nas_[a-z_]+?)(?:_bucket|_total|_count|_sum)?\b(?=[{\[)\s])", expr):
+            for metric in re.findall(
+                r"\b(nas_[a-z_]+?)(?:_bucket|_total|_count|_sum)?\b(?=[{\[)\s])", expr
+            ):
                 base = re.sub(r"_(bucket|count|sum)$", "", metric)
-                assert base in known or f"{base}_total" in known or base.removesuffix("_total") in known, (
-                    f"{name}: {metric} in {expr!r} is not exported")
+                assert (
+                    base in known
+                    or f"{base}_total" in known
+                    or base.removesuffix("_total") in known
+                ), f"{name}: {metric} in {expr!r} is not exported"

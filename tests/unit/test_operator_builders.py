@@ -1,17 +1,24 @@
 """The operator's pure builders: the objects a search and a trial turn into."""
+
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
-
 from nas_operator.builders.admission import (
-    build_admission_policies, build_policy_binding, build_status_admission_policy, build_trial_admission_policy,
+    build_admission_policies,
+    build_policy_binding,
+    build_status_admission_policy,
+    build_trial_admission_policy,
 )
 from nas_operator.builders.controller_pod import build_controller_pod
 from nas_operator.builders.rbac import build_rbac
-from nas_operator.builders.snapshot import build_trainer_snapshot, read_trainer_snapshot, trial_run_spec
+from nas_operator.builders.snapshot import (
+    build_trainer_snapshot,
+    read_trainer_snapshot,
+    trial_run_spec,
+)
 from nas_operator.builders.storage import build_pvc, claim_name, trial_pods_mount_volume
 from nas_operator.builders.trial_job import build_trial_job, trainer_config
 from nas_operator.config import OperatorSettings
@@ -26,7 +33,11 @@ def search(**spec) -> dict:
             "searchSpace": {"name": "nas-bench-graph"},
             "trials": {"max": 10, "parallelism": 2, "retries": 4, "timeoutSeconds": 600},
             "trainer": {"image": "trainer:1", "epochs": 5, "dataset": "digits"},
-            "storage": {"size": "2Gi", "accessModes": ["ReadWriteOnce"], "retentionPolicy": "Retain"},
+            "storage": {
+                "size": "2Gi",
+                "accessModes": ["ReadWriteOnce"],
+                "retentionPolicy": "Retain",
+            },
             **spec,
         },
     }
@@ -40,7 +51,12 @@ def trial(index: int = 7, generation: int = 3) -> dict:
         "spec": {
             "searchName": "cora",
             "index": index,
-            "architecture": {"space": "nas-bench-graph", "tokens": [0, 1], "canonical": {"ops": ["gcn"]}, "hash": "abc"},
+            "architecture": {
+                "space": "nas-bench-graph",
+                "tokens": [0, 1],
+                "canonical": {"ops": ["gcn"]},
+                "hash": "abc",
+            },
             "searchGeneration": generation,
         },
     }
@@ -50,6 +66,7 @@ SETTINGS = OperatorSettings(trial_job_ttl_seconds=600)
 
 
 # --- volume ---------------------------------------------------------------------------
+
 
 def test_pvc_is_made_from_storage_and_outlives_the_search_by_default():
     pvc = build_pvc(search())
@@ -70,32 +87,47 @@ def test_existing_claim_is_used_not_made():
     assert claim_name(s) == "shared"
 
 
-@pytest.mark.parametrize("trainer, modes, mounted", [
-    ({}, ["ReadWriteOnce"], False),
-    ({}, ["ReadWriteMany"], True),
-    ({"mountSearchVolume": True}, ["ReadWriteOnce"], True),
-])
+@pytest.mark.parametrize(
+    "trainer, modes, mounted",
+    [
+        ({}, ["ReadWriteOnce"], False),
+        ({}, ["ReadWriteMany"], True),
+        ({"mountSearchVolume": True}, ["ReadWriteOnce"], True),
+    ],
+)
 def test_trial_pods_mount_the_volume_only_when_shareable_or_asked(trainer, modes, mounted):
     assert trial_pods_mount_volume(trainer, modes) is mounted
 
 
 # --- RBAC -----------------------------------------------------------------------------
 
+
 def test_controller_rbac_is_least_privilege():
     sa, role, binding = build_rbac(search())
-    assert sa["metadata"]["name"] == role["metadata"]["name"] == binding["metadata"]["name"] == "cora-controller"
-    rules = {(tuple(r["resources"]), tuple(r.get("resourceNames", []))): set(r["verbs"]) for r in role["rules"]}
+    assert (
+        sa["metadata"]["name"]
+        == role["metadata"]["name"]
+        == binding["metadata"]["name"]
+        == "cora-controller"
+    )
+    rules = {
+        (tuple(r["resources"]), tuple(r.get("resourceNames", []))): set(r["verbs"])
+        for r in role["rules"]
+    }
     assert rules[(("architecturesearches",), ())] == {"get", "list", "watch"}
     assert rules[(("architecturesearches/status",), ("cora",))] == {"get", "patch"}
     assert rules[(("trials",), ())] == {"create", "get", "list", "watch"}
     assert rules[(("leases",), ("cora-controller",))] == {"get", "update", "patch"}
     assert not any("delete" in verbs for verbs in rules.values())
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "cora-controller", "namespace": "team"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cora-controller", "namespace": "team"}
+    ]
     for obj in (sa, role, binding):
         assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
 
 
 # --- controller pod -------------------------------------------------------------------
+
 
 def test_controller_pod_runs_the_controller_non_root_with_the_volume():
     pod = build_controller_pod(search(), OperatorSettings())
@@ -104,7 +136,10 @@ def test_controller_pod_runs_the_controller_non_root_with_the_volume():
     assert pod["metadata"]["name"] == "cora-controller"
     assert container["image"] == "trainer:1" and container["command"] == ["nas-controller"]
     assert spec["serviceAccountName"] == "cora-controller"
-    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 65532
+    assert (
+        spec["securityContext"]["runAsNonRoot"] is True
+        and spec["securityContext"]["runAsUser"] == 65532
+    )
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"]: e for e in container["env"]}
@@ -128,39 +163,63 @@ def test_operator_settings_override_the_controller_image_and_user():
 
 def test_controller_uses_the_default_image_without_one_in_the_search():
     s = search(trainer={})
-    assert build_controller_pod(s, OperatorSettings(default_trainer_image="d:1"))["spec"]["containers"][0]["image"] == "d:1"
+    assert (
+        build_controller_pod(s, OperatorSettings(default_trainer_image="d:1"))["spec"][
+            "containers"
+        ][0]["image"]
+        == "d:1"
+    )
 
 
 # --- trainer snapshot and trial Job ---------------------------------------------------
+
 
 def test_snapshot_records_the_trainer_of_the_generation():
     cm = build_trainer_snapshot(search(), ["ReadWriteMany"])
     assert cm["metadata"]["name"] == "cora-trainer-3" and cm["immutable"] is True
     run = read_trainer_snapshot(cm)
     assert run == trial_run_spec(search(), ["ReadWriteMany"])
-    assert run["trainer"]["image"] == "trainer:1" and run["retries"] == 4 and run["mountSearchVolume"] is True
+    assert (
+        run["trainer"]["image"] == "trainer:1"
+        and run["retries"] == 4
+        and run["mountSearchVolume"] is True
+    )
 
 
 def test_trial_job_follows_the_snapshot():
-    s = search(trainer={
-        "image": "trainer:1", "epochs": 5, "resources": {"limits": {"nvidia.com/gpu": 1}},
-        "nodeSelector": {"gpu": "h100"}, "tolerations": [{"key": "gpu", "operator": "Exists"}],
-        "priorityClassName": "nas", "env": [{"name": "EXTRA", "value": "1"}],
-        "volumes": [{"name": "datasets", "emptyDir": {}}],
-        "volumeMounts": [{"name": "datasets", "mountPath": "/datasets"}],
-    })
+    s = search(
+        trainer={
+            "image": "trainer:1",
+            "epochs": 5,
+            "resources": {"limits": {"nvidia.com/gpu": 1}},
+            "nodeSelector": {"gpu": "h100"},
+            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+            "priorityClassName": "nas",
+            "env": [{"name": "EXTRA", "value": "1"}],
+            "volumes": [{"name": "datasets", "emptyDir": {}}],
+            "volumeMounts": [{"name": "datasets", "mountPath": "/datasets"}],
+        }
+    )
     run = trial_run_spec(s, ["ReadWriteOnce"])
     job = build_trial_job(trial(), run, SETTINGS)
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert job["metadata"]["name"] == "cora-00007"
     assert job["metadata"]["ownerReferences"][0] == {
-        "apiVersion": "archsearch.io/v1alpha1", "kind": "Trial", "name": "cora-00007", "uid": "trial-uid",
-        "controller": True, "blockOwnerDeletion": True}
+        "apiVersion": "archsearch.io/v1alpha1",
+        "kind": "Trial",
+        "name": "cora-00007",
+        "uid": "trial-uid",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     assert spec["backoffLimit"] == 4 and spec["activeDeadlineSeconds"] == 600
     assert spec["ttlSecondsAfterFinished"] == 600 and spec["suspend"] is False
     fail, ignore = spec["podFailurePolicy"]["rules"]
-    assert fail == {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [3]}}
+    assert fail == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [3]},
+    }
     assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert pod["nodeSelector"] == {"gpu": "h100"} and pod["priorityClassName"] == "nas"
@@ -183,32 +242,56 @@ def test_trial_job_mounts_the_search_volume_when_the_snapshot_says_so():
     pod = job["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["NAS_OUTPUT_DIR"] == "/data/trials/00012"
-    assert pod["volumes"] == [{"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}}]
+    assert pod["volumes"] == [
+        {"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}}
+    ]
     assert job["spec"]["suspend"] is True
 
 
 def test_trainer_config_keeps_only_the_trainers_own_options():
-    trainer = {"image": "x", "command": ["y"], "epochs": 3, "reward": {"metric": "val_accuracy"}, "env": []}
+    trainer = {
+        "image": "x",
+        "command": ["y"],
+        "epochs": 3,
+        "reward": {"metric": "val_accuracy"},
+        "env": [],
+    }
     assert trainer_config(trainer) == {"epochs": 3, "reward": {"metric": "val_accuracy"}}
 
 
 def test_trial_job_without_ttl_setting_keeps_jobs():
-    job = build_trial_job(trial(), trial_run_spec(search(), []), OperatorSettings(trial_job_ttl_seconds=None))
+    job = build_trial_job(
+        trial(), trial_run_spec(search(), []), OperatorSettings(trial_job_ttl_seconds=None)
+    )
     assert "ttlSecondsAfterFinished" not in job["spec"]
 
 
 # --- admission ------------------------------------------------------------------------
+
 
 def test_trial_policy_checks_label_name_and_owner_of_a_controllers_trials():
     policy = build_trial_admission_policy()
     rules = policy["spec"]["matchConstraints"]["resourceRules"]
     assert rules[0]["resources"] == ["trials"] and rules[0]["operations"] == ["CREATE"]
     expressions = " ".join(v["expression"] for v in policy["spec"]["validations"])
-    for needle in ("archsearch.io/search", "spec.searchName", "ownerReferences", "params.metadata.uid"):
+    for needle in (
+        "archsearch.io/search",
+        "spec.searchName",
+        "ownerReferences",
+        "params.metadata.uid",
+    ):
         assert needle in expressions
-    assert policy["spec"]["paramKind"] == {"apiVersion": "archsearch.io/v1alpha1", "kind": "ArchitectureSearch"}
-    controller = next(v for v in policy["spec"]["variables"] if v["name"] == "isController")["expression"]
-    assert "'system:serviceaccount:' + params.metadata.namespace" in controller and "'-controller'" in controller
+    assert policy["spec"]["paramKind"] == {
+        "apiVersion": "archsearch.io/v1alpha1",
+        "kind": "ArchitectureSearch",
+    }
+    controller = next(v for v in policy["spec"]["variables"] if v["name"] == "isController")[
+        "expression"
+    ]
+    assert (
+        "'system:serviceaccount:' + params.metadata.namespace" in controller
+        and "'-controller'" in controller
+    )
 
 
 def test_status_policy_protects_every_operator_field():

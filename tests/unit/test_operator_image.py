@@ -1,4 +1,5 @@
 """Lint of the operator image's Dockerfile (no image is built in the test suite)."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def test_installs_only_the_operator_package():
     runs = " ".join(rest for word, rest in instructions() if word == "RUN")
     copies = [rest for word, rest in instructions() if word == "COPY"]
     assert copies == ["operator/ /src/operator/"]
-    assert "pip install /src/operator" in runs and "torch" not in runs and "trainer-image" not in runs
+    assert (
+        "pip install /src/operator" in runs and "torch" not in runs and "trainer-image" not in runs
+    )
 
 
 def test_runs_as_a_numeric_non_root_user():

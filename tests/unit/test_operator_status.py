@@ -1,16 +1,21 @@
 """How the operator reads Jobs, pods and the controller's decision into status."""
+
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
 import pytest
-
 from nas_operator.records import PodRecord, TrialRecord, job_record, pod_record, trial_record
 from nas_operator.results import parse_result, short_message
 from nas_operator.search_reconcile import trials_to_repair
 from nas_operator.search_status import (
-    PodAction, best_trial, controller_pod_action, count_trials, derive_phase, derive_search_status,
+    PodAction,
+    best_trial,
+    controller_pod_action,
+    count_trials,
+    derive_phase,
+    derive_search_status,
 )
 from nas_operator.summary import summarize
 from nas_operator.trial_status import derive_trial_status, status_patch
@@ -21,8 +26,11 @@ NOW = datetime(2025, 1, 1, 12, 0, 0)
 def trial(status=None) -> dict:
     return {
         "metadata": {"name": "s-00001", "namespace": "ns"},
-        "spec": {"searchName": "s", "index": 1,
-                 "architecture": {"canonical": {"lr": "0.1", "depth": 3}, "hash": "h"}},
+        "spec": {
+            "searchName": "s",
+            "index": 1,
+            "architecture": {"canonical": {"lr": "0.1", "depth": 3}, "hash": "h"},
+        },
         "status": status or {},
     }
 
@@ -31,25 +39,51 @@ def job(*conditions, suspend=False, active=0) -> dict:
     return {
         "metadata": {"name": "s-00001"},
         "spec": {"suspend": suspend},
-        "status": {"startTime": "2025-01-01T11:00:00Z", "active": active,
-                   "conditions": [{"type": t, "status": "True", "reason": r, "message": m,
-                                   "lastTransitionTime": "2025-01-01T11:05:00Z"} for t, r, m in conditions]},
+        "status": {
+            "startTime": "2025-01-01T11:00:00Z",
+            "active": active,
+            "conditions": [
+                {
+                    "type": t,
+                    "status": "True",
+                    "reason": r,
+                    "message": m,
+                    "lastTransitionTime": "2025-01-01T11:05:00Z",
+                }
+                for t, r, m in conditions
+            ],
+        },
     }
 
 
 def pod(name, phase, exit_code=None, message="", created="2025-01-01T11:00:00Z") -> dict:
     statuses = []
     if exit_code is not None:
-        statuses = [{"name": "trainer", "state": {"terminated": {"exitCode": exit_code, "message": message}}}]
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "status": {"phase": phase, "containerStatuses": statuses}}
+        statuses = [
+            {
+                "name": "trainer",
+                "state": {"terminated": {"exitCode": exit_code, "message": message}},
+            }
+        ]
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"phase": phase, "containerStatuses": statuses},
+    }
 
 
-RESULT = json.dumps({"schema": "nas.result/v1", "reward": 0.9, "metrics": {"val_accuracy": 0.96, "note": "x"},
-                     "seconds": 12.5, "parameters": 4321})
+RESULT = json.dumps(
+    {
+        "schema": "nas.result/v1",
+        "reward": 0.9,
+        "metrics": {"val_accuracy": 0.96, "note": "x"},
+        "seconds": 12.5,
+        "parameters": 4321,
+    }
+)
 
 
 # --- results --------------------------------------------------------------------------
+
 
 def test_result_json_is_read_from_the_termination_message():
     result = parse_result(RESULT)
@@ -74,45 +108,68 @@ def test_long_messages_keep_their_tail():
 
 # --- trial status ---------------------------------------------------------------------
 
+
 def test_running_pod_makes_the_trial_running():
     status = derive_trial_status(trial(), job(active=1), [pod("s-00001-a", "Running")])
-    assert status["phase"] == "Running" and status["podName"] == "s-00001-a" and status["attempts"] == 1
+    assert (
+        status["phase"] == "Running"
+        and status["podName"] == "s-00001-a"
+        and status["attempts"] == 1
+    )
     assert status["summary"] == "lr=0.1 depth=3"
 
 
 def test_completed_job_gives_reward_metrics_and_times():
-    status = derive_trial_status(trial(), job(("Complete", "", "")), [pod("s-00001-a", "Succeeded", 0, RESULT)])
+    status = derive_trial_status(
+        trial(), job(("Complete", "", "")), [pod("s-00001-a", "Succeeded", 0, RESULT)]
+    )
     assert status["phase"] == "Succeeded" and status["reason"] == "Completed"
     assert status["reward"] == 0.9 and status["metrics"] == {"val_accuracy": 0.96}
     assert status["seconds"] == 12.5 and status["parameters"] == 4321
-    assert status["startTime"] == "2025-01-01T11:00:00Z" and status["completionTime"] == "2025-01-01T11:05:00Z"
+    assert (
+        status["startTime"] == "2025-01-01T11:00:00Z"
+        and status["completionTime"] == "2025-01-01T11:05:00Z"
+    )
 
 
 def test_completed_job_without_result_is_an_invalid_result():
-    status = derive_trial_status(trial(), job(("Complete", "", "")), [pod("p", "Succeeded", 0, "done!")])
+    status = derive_trial_status(
+        trial(), job(("Complete", "", "")), [pod("p", "Succeeded", 0, "done!")]
+    )
     assert status["phase"] == "Failed" and status["reason"] == "InvalidResult"
     assert "done!" in status["message"]
 
 
 def test_exit_code_3_is_a_permanent_error_with_the_trainers_message():
-    error = json.dumps({"schema": "nas.result/v1", "error": "stride 3 shrinks the image to 0", "permanent": True})
+    error = json.dumps(
+        {"schema": "nas.result/v1", "error": "stride 3 shrinks the image to 0", "permanent": True}
+    )
     status = derive_trial_status(
-        trial(), job(("Failed", "PodFailurePolicy", "Container trainer exited with 3")), [pod("p", "Failed", 3, error)])
+        trial(),
+        job(("Failed", "PodFailurePolicy", "Container trainer exited with 3")),
+        [pod("p", "Failed", 3, error)],
+    )
     assert status["phase"] == "Failed" and status["reason"] == "PermanentError"
     assert status["message"] == "stride 3 shrinks the image to 0"
 
 
-@pytest.mark.parametrize("job_reason, reason", [("BackoffLimitExceeded", "RetriesExhausted"),
-                                                ("DeadlineExceeded", "Timeout")])
+@pytest.mark.parametrize(
+    "job_reason, reason",
+    [("BackoffLimitExceeded", "RetriesExhausted"), ("DeadlineExceeded", "Timeout")],
+)
 def test_job_failures_are_named(job_reason, reason):
-    status = derive_trial_status(trial(), job(("Failed", job_reason, "m")), [pod("p", "Failed", 1, "oom")])
+    status = derive_trial_status(
+        trial(), job(("Failed", job_reason, "m")), [pod("p", "Failed", 1, "oom")]
+    )
     assert status["reason"] == reason and status["message"] == "oom"
 
 
 def test_attempts_count_pods_that_started_and_the_newest_is_shown():
-    pods = [pod("a", "Failed", 1, "boom", created="2025-01-01T11:00:00Z"),
-            pod("b", "Succeeded", 0, RESULT, created="2025-01-01T11:01:00Z"),
-            pod("c", "Pending", created="2025-01-01T11:02:00Z")]
+    pods = [
+        pod("a", "Failed", 1, "boom", created="2025-01-01T11:00:00Z"),
+        pod("b", "Succeeded", 0, RESULT, created="2025-01-01T11:01:00Z"),
+        pod("c", "Pending", created="2025-01-01T11:02:00Z"),
+    ]
     status = derive_trial_status(trial(), job(("Complete", "", "")), pods)
     assert status["attempts"] == 2 and status["podName"] == "c" and status["reward"] == 0.9
 
@@ -145,6 +202,7 @@ def test_summary_prefers_arch_str_and_truncates():
 
 # --- search status --------------------------------------------------------------------
 
+
 def rec(index, phase, reward=None):
     return TrialRecord(f"s-{index:05d}", index, phase, reward, f"h{index}", f"arch {index}")
 
@@ -154,32 +212,65 @@ def running_pod(phase="Running", finished_at=None):
 
 
 def search(status=None, **spec):
-    return {"metadata": {"name": "s", "generation": 2},
-            "spec": {"trials": {"max": 10}, **spec}, "status": status or {}}
+    return {
+        "metadata": {"name": "s", "generation": 2},
+        "spec": {"trials": {"max": 10}, **spec},
+        "status": status or {},
+    }
 
 
 def test_counts_and_best():
-    records = [rec(0, "Succeeded", 0.5), rec(1, "Succeeded", 0.7), rec(2, "Failed"), rec(3, "Running"),
-               rec(4, "Pending"), rec(5, "Succeeded", 0.7)]
+    records = [
+        rec(0, "Succeeded", 0.5),
+        rec(1, "Succeeded", 0.7),
+        rec(2, "Failed"),
+        rec(3, "Running"),
+        rec(4, "Pending"),
+        rec(5, "Succeeded", 0.7),
+    ]
     counts = count_trials(records)
     assert (counts.pending, counts.running, counts.succeeded, counts.failed) == (1, 1, 3, 1)
     assert counts.finished == 4 and counts.total == 6
-    assert best_trial(records) == {"name": "s-00001", "index": 1, "reward": 0.7, "hash": "h1", "summary": "arch 1"}
+    assert best_trial(records) == {
+        "name": "s-00001",
+        "index": 1,
+        "reward": 0.7,
+        "hash": "h1",
+        "summary": "arch 1",
+    }
     assert best_trial([rec(0, "Failed")]) is None
 
 
-@pytest.mark.parametrize("status, spec, records, pod, phase", [
-    ({}, {}, [], None, "Pending"),
-    ({}, {}, [], running_pod(), "Running"),
-    ({}, {"suspend": True}, [rec(0, "Running")], running_pod(), "Suspended"),
-    ({"controller": {"decision": "GoalReached"}}, {}, [rec(0, "Running")], running_pod(), "Running"),
-    ({"controller": {"decision": "GoalReached"}}, {}, [rec(0, "Succeeded", 1.0)], None, "Succeeded"),
-    ({"controller": {"decision": "TooManyFailures"}}, {}, [rec(0, "Failed")], None, "Failed"),
-    ({"controllerRestarts": 11}, {}, [], None, "Failed"),
-    ({"phase": "Succeeded"}, {"suspend": True}, [], None, "Succeeded"),
-])
+@pytest.mark.parametrize(
+    "status, spec, records, pod, phase",
+    [
+        ({}, {}, [], None, "Pending"),
+        ({}, {}, [], running_pod(), "Running"),
+        ({}, {"suspend": True}, [rec(0, "Running")], running_pod(), "Suspended"),
+        (
+            {"controller": {"decision": "GoalReached"}},
+            {},
+            [rec(0, "Running")],
+            running_pod(),
+            "Running",
+        ),
+        (
+            {"controller": {"decision": "GoalReached"}},
+            {},
+            [rec(0, "Succeeded", 1.0)],
+            None,
+            "Succeeded",
+        ),
+        ({"controller": {"decision": "TooManyFailures"}}, {}, [rec(0, "Failed")], None, "Failed"),
+        ({"controllerRestarts": 11}, {}, [], None, "Failed"),
+        ({"phase": "Succeeded"}, {"suspend": True}, [], None, "Succeeded"),
+    ],
+)
 def test_phase_rule(status, spec, records, pod, phase):
-    assert derive_phase(search(status, **spec), count_trials(records), pod, restart_limit=10)[0] == phase
+    assert (
+        derive_phase(search(status, **spec), count_trials(records), pod, restart_limit=10)[0]
+        == phase
+    )
 
 
 def test_status_carries_counts_progress_best_and_conditions():
@@ -189,7 +280,10 @@ def test_status_carries_counts_progress_best_and_conditions():
     assert status["best"]["reward"] == 0.4
     assert status["completionTime"] == status["startTime"] == "2025-01-01T12:00:00Z"
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Complete"]["status"] == "True" and conditions["Complete"]["reason"] == "MaxTrialsReached"
+    assert (
+        conditions["Complete"]["status"] == "True"
+        and conditions["Complete"]["reason"] == "MaxTrialsReached"
+    )
     assert conditions["Complete"]["message"] == "10 of 10"
     assert conditions["ControllerReady"]["status"] == "False"
     assert conditions["Failed"]["status"] == "False"
@@ -203,17 +297,30 @@ def test_condition_transition_time_changes_only_with_its_status():
     assert later == {**first}  # nothing changed: no status write
 
 
-@pytest.mark.parametrize("phase, status, pod, action", [
-    ("Pending", {}, None, PodAction.CREATE),
-    ("Running", {}, running_pod(), PodAction.NONE),
-    ("Suspended", {}, running_pod(), PodAction.DELETE),
-    ("Suspended", {}, None, PodAction.NONE),
-    ("Running", {"controller": {"decision": "GoalReached"}}, None, PodAction.NONE),
-    ("Succeeded", {}, None, PodAction.NONE),
-    ("Pending", {}, running_pod("Failed", "2025-01-01T11:00:00Z"), PodAction.DELETE),
-    ("Pending", {}, running_pod("Failed", "2025-01-01T11:59:59Z"), PodAction.NONE),  # backing off
-    ("Pending", {"controllerRestarts": 3}, running_pod("Failed", "2025-01-01T11:59:30Z"), PodAction.NONE),
-])
+@pytest.mark.parametrize(
+    "phase, status, pod, action",
+    [
+        ("Pending", {}, None, PodAction.CREATE),
+        ("Running", {}, running_pod(), PodAction.NONE),
+        ("Suspended", {}, running_pod(), PodAction.DELETE),
+        ("Suspended", {}, None, PodAction.NONE),
+        ("Running", {"controller": {"decision": "GoalReached"}}, None, PodAction.NONE),
+        ("Succeeded", {}, None, PodAction.NONE),
+        ("Pending", {}, running_pod("Failed", "2025-01-01T11:00:00Z"), PodAction.DELETE),
+        (
+            "Pending",
+            {},
+            running_pod("Failed", "2025-01-01T11:59:59Z"),
+            PodAction.NONE,
+        ),  # backing off
+        (
+            "Pending",
+            {"controllerRestarts": 3},
+            running_pod("Failed", "2025-01-01T11:59:30Z"),
+            PodAction.NONE,
+        ),
+    ],
+)
 def test_controller_pod_actions(phase, status, pod, action):
     assert controller_pod_action(search(status), phase, pod, NOW, backoff_seconds=5) is action
 
@@ -226,15 +333,43 @@ def test_repair_picks_unfinished_trials_whose_job_is_missing_or_done():
 
 # --- index records --------------------------------------------------------------------
 
+
 def test_index_records():
-    body = {"metadata": {"name": "s-00003"}, "spec": {"index": 3, "architecture": {"hash": "hh"}},
-            "status": {"phase": "Succeeded", "reward": 1, "summary": "x"}}
+    body = {
+        "metadata": {"name": "s-00003"},
+        "spec": {"index": 3, "architecture": {"hash": "hh"}},
+        "status": {"phase": "Succeeded", "reward": 1, "summary": "x"},
+    }
     assert trial_record(body) == TrialRecord("s-00003", 3, "Succeeded", 1.0, "hh", "x")
     assert trial_record({"metadata": {"name": "n"}, "spec": {"index": 0}}).phase == "Pending"
-    assert job_record({"metadata": {"name": "j"}, "status": {"conditions": [
-        {"type": "Complete", "status": "True"}]}}).finished is True
-    record = pod_record({"metadata": {"name": "c", "uid": "u", "deletionTimestamp": "t"}, "status": {
-        "phase": "Failed", "containerStatuses": [{"name": "controller", "state": {"terminated": {
-            "exitCode": 2, "finishedAt": "2025-01-01T00:00:00Z", "message": "lease lost"}}}]}})
+    assert (
+        job_record(
+            {
+                "metadata": {"name": "j"},
+                "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+            }
+        ).finished
+        is True
+    )
+    record = pod_record(
+        {
+            "metadata": {"name": "c", "uid": "u", "deletionTimestamp": "t"},
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {
+                        "name": "controller",
+                        "state": {
+                            "terminated": {
+                                "exitCode": 2,
+                                "finishedAt": "2025-01-01T00:00:00Z",
+                                "message": "lease lost",
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
     assert record.deleting and record.finished_at == "2025-01-01T00:00:00Z"
     assert record.message == "exit code 2: lease lost"

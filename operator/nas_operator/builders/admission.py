@@ -55,13 +55,15 @@ _VARIABLES = [
     {"name": "search", "expression": "params.metadata.name"},
     {
         "name": "isController",
-        "expression": "request.userInfo.username == 'system:serviceaccount:' + params.metadata.namespace"
-        " + ':' + params.metadata.name + '-controller'",
+        "expression": "request.userInfo.username == 'system:serviceaccount:'"
+        " + params.metadata.namespace + ':' + params.metadata.name + '-controller'",
     },
 ]
 
 
-def _policy(name: str, resource: str, operations: list[str], validations: list[dict]) -> dict[str, Any]:
+def _policy(
+    name: str, resource: str, operations: list[str], validations: list[dict]
+) -> dict[str, Any]:
     return {
         "apiVersion": API,
         "kind": "ValidatingAdmissionPolicy",
@@ -86,35 +88,47 @@ def _policy(name: str, resource: str, operations: list[str], validations: list[d
     }
 
 
+def _forbidden(expression: str, message: str) -> dict[str, str]:
+    """A validation that holds for every request except the controller's own."""
+    who = (
+        "'ServiceAccount ' + request.userInfo.username"
+        " + ' is the controller of ArchitectureSearch ' + variables.search"
+    )
+    return {
+        "expression": f"!variables.isController || ({expression})",
+        "messageExpression": f"{who} + ': ' + {message}",
+        "reason": "Forbidden",
+    }
+
+
 def build_trial_admission_policy() -> dict[str, Any]:
-    who = "'ServiceAccount ' + request.userInfo.username + ' is the controller of ArchitectureSearch ' + variables.search"
+    labelled = (
+        "has(object.metadata.labels) && 'archsearch.io/search' in object.metadata.labels"
+        " && object.metadata.labels['archsearch.io/search'] == variables.search"
+    )
+    owned = (
+        "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
+        f"o, o.kind == '{SEARCH_KIND}' && o.name == variables.search"
+        " && o.uid == params.metadata.uid)"
+    )
     return _policy(
         ADMISSION_POLICY_NAME,
         TRIAL_PLURAL,
         ["CREATE"],
         [
-            {
-                "expression": "!variables.isController || (has(object.metadata.labels) && "
-                "'archsearch.io/search' in object.metadata.labels && "
-                "object.metadata.labels['archsearch.io/search'] == variables.search)",
-                "messageExpression": who
-                + " + ': it may create only Trials labelled archsearch.io/search=' + variables.search",
-                "reason": "Forbidden",
-            },
-            {
-                "expression": "!variables.isController || object.spec.searchName == variables.search",
-                "messageExpression": who + " + ': spec.searchName must be ' + variables.search",
-                "reason": "Forbidden",
-            },
-            {
-                "expression": "!variables.isController || (has(object.metadata.ownerReferences) && "
-                f"object.metadata.ownerReferences.exists(o, o.kind == '{SEARCH_KIND}' && "
-                "o.name == variables.search && o.uid == params.metadata.uid))",
-                "messageExpression": who
-                + " + ': a Trial must have an owner reference to ArchitectureSearch ' + variables.search"
+            _forbidden(
+                labelled,
+                "'it may create only Trials labelled archsearch.io/search=' + variables.search",
+            ),
+            _forbidden(
+                "object.spec.searchName == variables.search",
+                "'spec.searchName must be ' + variables.search",
+            ),
+            _forbidden(
+                owned,
+                "'a Trial must have an owner reference to ArchitectureSearch ' + variables.search"
                 " + ' (uid ' + params.metadata.uid + ')'",
-                "reason": "Forbidden",
-            },
+            ),
         ],
     )
 
@@ -131,13 +145,10 @@ def build_status_admission_policy() -> dict[str, Any]:
         f"{SEARCH_PLURAL}/status",
         ["UPDATE"],
         [
-            {
-                "expression": "!variables.isController || !has(object.status) || "
-                f"!has(oldObject.status) || ({unchanged})",
-                "messageExpression": "'ServiceAccount ' + request.userInfo.username + "
-                "' may change only status.controller of ArchitectureSearch ' + variables.search",
-                "reason": "Forbidden",
-            }
+            _forbidden(
+                f"!has(object.status) || !has(oldObject.status) || ({unchanged})",
+                "'it may change only status.controller of its search'",
+            )
         ],
     )
 

@@ -21,8 +21,9 @@ from ..names import (
 )
 from .storage import claim_name
 
-
-CONTROLLER_METRICS_PORT = 8000  # the controller's Prometheus metrics (nas_trainer.controller.metrics)
+CONTROLLER_METRICS_PORT = (
+    8000  # the controller's Prometheus metrics (nas_trainer.controller.metrics)
+)
 
 
 def controller_image(search: dict[str, Any], settings: OperatorSettings) -> str:

@@ -44,7 +44,11 @@ def controller_rules(search_name: str) -> list[dict[str, Any]]:
             "resourceNames": [search_name],
             "verbs": ["get", "patch"],
         },
-        {"apiGroups": [GROUP], "resources": [TRIAL_PLURAL], "verbs": ["create", "get", "list", "watch"]},
+        {
+            "apiGroups": [GROUP],
+            "resources": [TRIAL_PLURAL],
+            "verbs": ["create", "get", "list", "watch"],
+        },
         # create cannot be limited by name (the name is not known to RBAC before creation)
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {

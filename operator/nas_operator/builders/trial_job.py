@@ -84,11 +84,15 @@ def _env(trial: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
     if run["mountSearchVolume"]:
-        env.append({"name": "NAS_OUTPUT_DIR", "value": f"{DATA_MOUNT_PATH}/trials/{spec['index']:05d}"})
+        env.append(
+            {"name": "NAS_OUTPUT_DIR", "value": f"{DATA_MOUNT_PATH}/trials/{spec['index']:05d}"}
+        )
     return env + list(run["trainer"].get("env") or [])
 
 
-def _container(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+def _container(
+    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings
+) -> dict[str, Any]:
     trainer = run["trainer"]
     mounts = list(trainer.get("volumeMounts") or [])
     if run["mountSearchVolume"]:
@@ -114,19 +118,29 @@ def _container(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSet
     return container
 
 
-def _pod_spec(trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+def _pod_spec(
+    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings
+) -> dict[str, Any]:
     trainer = run["trainer"]
     volumes = list(trainer.get("volumes") or [])
     if run["mountSearchVolume"]:
-        volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}})
+        volumes.append(
+            {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}}
+        )
     pod: dict[str, Any] = {
         "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
         "containers": [_container(trial, run, settings)],
     }
     if not trainer.get("serviceAccountName"):
         pod["automountServiceAccountToken"] = False  # the trainer never talks to the API
-    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName", "runtimeClassName",
-                "serviceAccountName"):
+    for key in (
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "runtimeClassName",
+        "serviceAccountName",
+    ):
         if trainer.get(key):
             pod[key] = trainer[key]
     if volumes:

@@ -10,8 +10,25 @@ from typing import Any
 
 import kopf
 
-from ..names import COMPONENT_CONTROLLER, COMPONENT_TRIAL, GROUP, LABEL_COMPONENT, SEARCH_PLURAL, TRIAL_PLURAL, VERSION
-from ..records import JobRecord, PodRecord, TrialRecord, job_record, pod_record, search_of, trial_of, trial_record
+from ..names import (
+    COMPONENT_CONTROLLER,
+    COMPONENT_TRIAL,
+    GROUP,
+    LABEL_COMPONENT,
+    SEARCH_PLURAL,
+    TRIAL_PLURAL,
+    VERSION,
+)
+from ..records import (
+    JobRecord,
+    PodRecord,
+    TrialRecord,
+    job_record,
+    pod_record,
+    search_of,
+    trial_of,
+    trial_record,
+)
 
 
 @kopf.index(GROUP, VERSION, SEARCH_PLURAL)
@@ -20,7 +37,9 @@ def searches(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]
 
 
 @kopf.index(GROUP, VERSION, TRIAL_PLURAL)
-def trials_by_search(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], TrialRecord]:
+def trials_by_search(
+    namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], TrialRecord]:
     return {(namespace, spec.get("searchName", "")): trial_record(body)}
 
 

@@ -17,7 +17,9 @@ from ..status_loop import LOOP
 @kopf.on.create(GROUP, VERSION, SEARCH_PLURAL)
 @kopf.on.update(GROUP, VERSION, SEARCH_PLURAL)
 @metrics.instrumented("search_children")
-def search_children(namespace: str, name: str, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
+def search_children(
+    namespace: str, name: str, status: kopf.Status, patch: kopf.Patch, **_: Any
+) -> None:
     """Volume, RBAC, trainer snapshot, Job suspension; idempotent."""
     search = api().get(API_VERSION, SEARCH_KIND, namespace, name)
     if search is None or search["metadata"].get("deletionTimestamp"):

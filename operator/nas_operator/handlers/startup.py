@@ -34,7 +34,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # https://kopf.readthedocs.io/en/stable/peering/
     settings.peering.standalone = True
     # Only warnings and errors from kopf's own logs become Events: the operator posts its
-    # own Events for what a user should see. https://kopf.readthedocs.io/en/stable/configuration/#logging-events
+    # own Events for what a user should see.
+    # https://kopf.readthedocs.io/en/stable/configuration/#logging-events
     settings.posting.level = logging.WARNING
     # The CRDs are installed before the operator (chart crds/) and the namespaces are
     # given on the command line: no cluster-wide list/watch of CRDs and namespaces needed.
@@ -51,13 +52,17 @@ def admission_policies(logger: kopf.Logger, **_: Any) -> None:
     if SETTINGS.manage_admission_policy:
         ensure_admission_policies(api())
     else:
-        logger.info("admission policies are managed elsewhere (NAS_OPERATOR_MANAGE_ADMISSION_POLICY=false)")
+        logger.info(
+            "admission policies are managed elsewhere (NAS_OPERATOR_MANAGE_ADMISSION_POLICY=false)"
+        )
 
 
 @kopf.on.startup()
 async def status_loop(memo: kopf.Memo, **kwargs: Any) -> None:
     metrics.serve(SETTINGS.metrics_port)
-    indices = {k: kwargs[k] for k in ("searches", "trials_by_search", "trial_jobs", "controller_pods")}
+    indices = {
+        k: kwargs[k] for k in ("searches", "trials_by_search", "trial_jobs", "controller_pods")
+    }
     memo["status_loop"] = asyncio.create_task(LOOP.run(indices, SETTINGS))
 
 

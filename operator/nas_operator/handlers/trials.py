@@ -24,19 +24,28 @@ from ..names import (
     VERSION,
 )
 from ..status_loop import LOOP
-from ..trial_sync import sync_trial
 from ..trial_status import FINISHED
+from ..trial_sync import sync_trial
 
 
 @kopf.on.event(GROUP, VERSION, TRIAL_PLURAL)
 @metrics.instrumented("trial")
 def trial_event(
-    event: kopf.RawEvent, namespace: str, name: str, spec: kopf.Spec, status: kopf.Status,
-    trial_jobs: kopf.Index, **_: Any,
+    event: kopf.RawEvent,
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    trial_jobs: kopf.Index,
+    **_: Any,
 ) -> None:
     """A new Trial gets its Job; later ones are followed through their Job's events."""
     LOOP.mark(namespace, spec.get("searchName"))
-    if event["type"] == "DELETED" or status.get("phase") in FINISHED or (namespace, name) in trial_jobs:
+    if (
+        event["type"] == "DELETED"
+        or status.get("phase") in FINISHED
+        or (namespace, name) in trial_jobs
+    ):
         return
     sync_trial(api(), namespace, name, SETTINGS)
 
