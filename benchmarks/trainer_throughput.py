@@ -121,6 +121,7 @@ def hand_train(make_model: Callable[[], nn.Module], data: ImageData, *, epochs: 
                graph: bool) -> dict[str, Any]:
     """Train like an expert would by hand; returns seconds from model build to the end
     of the final test evaluation."""
+    torch.backends.cudnn.benchmark = True  # autotuned convolutions, as the trainer has
     sync(device)
     start = time.perf_counter()
     cuda = device.type == "cuda"

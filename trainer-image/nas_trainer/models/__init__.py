@@ -103,6 +103,8 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
+    if example.is_floating_point():  # e.g. a bf16 batch meant for autocast
+        example = example.to(next(model.parameters()).dtype)
     was_training = model.training
     model.eval()
     try:
