@@ -61,6 +61,7 @@ class CustomObjectInformer:
         label_selector: str | None = None,
         field_selector: str | None = None,
         watch_timeout_s: int = 60,
+        resource_version: str | None = None,
     ) -> None:
         self.api = api
         self.args = (group, version, namespace, plural)
@@ -72,6 +73,8 @@ class CustomObjectInformer:
         self.out = out
         self.source = source
         self.watch_timeout_s = watch_timeout_s
+        # resume a watch from here instead of listing first (a 410 then lists)
+        self.resume_from = resource_version
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
@@ -94,6 +97,10 @@ class CustomObjectInformer:
         backoff = Backoff()
         while not self._stop.is_set():
             try:
+                if self.resume_from is not None:
+                    rv, self.resume_from = self.resume_from, None
+                    self._watch_from(rv, backoff)
+                    continue  # stopped
                 items, rv = self.list_now()
                 for item in items:
                     self.out.put(Event("ADDED", item, self.source))
