@@ -19,7 +19,8 @@ from nas_trainer.controller.loop import KubernetesSearchLoop
 from nas_trainer.controller.trials_api import build_trial, view_trial
 from nas_trainer.evaluators.tabular import nas_bench_graph_evaluator
 from nas_trainer.results import ResultsFolder, TrialRecord
-from nas_trainer.search import Budget, TrialOutcome, TrialRequest
+from nas_trainer.search import (GOAL_REACHED, TOO_MANY_FAILURES, Budget, TrialOutcome,
+                                TrialRequest)
 from nas_trainer.spaces import get_space
 from nas_trainer.strategies import make_strategy
 
@@ -126,6 +127,10 @@ class StoreExecutor:
     def cancel(self) -> None:
         pass
 
+    def expect(self, view) -> None:
+        self.submitted[view.index] = view.name
+        self.reported.discard(view.index)
+
     @staticmethod
     def _arch(obj: dict):
         return SPACE.parse(obj["spec"]["architecture"])
@@ -146,7 +151,9 @@ def run_controller(folder_path: Path, store: TrialStore, budget: Budget, kill_at
     loop = KubernetesSearchLoop(SPACE, strategy, StoreExecutor(store, killer),
                                 KillableFolder(folder_path, killer, versions), budget, store,
                                 NoStatus(), epoch=1)
-    loop.run()
+    summary = loop.run()
+    if summary.reason in (GOAL_REACHED, TOO_MANY_FAILURES):
+        loop.record_late_trials()  # as the controller's runner does
     return loop, killer
 
 
@@ -221,3 +228,25 @@ def test_trials_of_a_lost_volume_are_adopted_not_run_again(tmp_path):
     for name, hash_ in created_before.items():  # the old Trials were adopted as they were
         assert store.objects[name]["spec"]["architecture"]["hash"] == hash_
     assert store.creates == 10
+
+
+def test_trials_running_when_the_goal_is_reached_are_recorded_too(tmp_path):
+    # this strategy's second trial on cora scores 0.7987, the first 0.7967
+    budget = Budget(max_trials=30, parallelism=3, goal=0.798)
+    store, versions = TrialStore(), []
+    loop, killer = run_controller(tmp_path / "reference", store, budget, None, versions)
+    assert loop.stop_reason() == GOAL_REACHED
+    recorded = outcome(tmp_path / "reference")
+    created = sorted(view_trial(o).index for o in store.objects.values())
+    assert created == sorted(recorded) == list(range(len(created))) and len(created) < 30
+    reached = min(i for i, (_, reward) in recorded.items() if reward >= budget.goal)
+    assert max(created) > reached, "no trial was running when the goal was reached"
+
+    for kill_at in range(1, killer.count + 1):
+        path, store, versions = tmp_path / f"kill-{kill_at}", TrialStore(), []
+        with pytest.raises(Killed):
+            run_controller(path, store, budget, kill_at, versions)
+        run_controller(path, store, budget, None, versions)
+        assert outcome(path) == recorded, f"killed before write {kill_at}"
+        assert versions == sorted(versions)
+        shutil.rmtree(path)

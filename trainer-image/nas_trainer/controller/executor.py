@@ -154,6 +154,12 @@ class KubernetesExecutor:
         else:
             log.info("adopted existing trial %s", view.name)
 
+    def expect(self, view: TrialView) -> None:
+        """Report this existing Trial when it finishes, without submitting it."""
+        self.submitted.add(view.index)
+        self.reported.discard(view.index)
+        self.trials.setdefault(view.index, view)
+
     def wait(self, timeout: float | None) -> list[TrialOutcome]:
         deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
         while True:

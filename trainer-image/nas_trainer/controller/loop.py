@@ -17,6 +17,9 @@ The write-ahead and resume rule (the loop's, extended here):
 4. Trials the volume does not know (index at or beyond the checkpoint's next index,
    e.g. the volume was replaced) are adopted as in flight and their results told as
    they come; the index counter continues after the largest index that exists.
+5. A goal or too many failures stop the loop at once, but its running Trials go on
+   (the controller may not stop them, and the operator counts them): the controller
+   waits for them and records them too, before it reports the decision.
 """
 
 from __future__ import annotations
@@ -102,6 +105,22 @@ class KubernetesSearchLoop(SearchLoop):
             log.info("trials %s were abandoned by an earlier decision", plan.ignored)
         self.next_index = plan.next_index
         self.resumed = self.resumed or bool(views)
+
+    def record_late_trials(self) -> None:
+        """Wait for the Trials of this search that have no result on the volume (those
+        running when the loop stopped) and record them. Restart-safe: it works from the
+        Trials that exist, not from what this process remembers."""
+        for obj in self.trials_api.list_trials():
+            view = view_trial(obj)
+            if view.index not in self.records and view.index not in self.in_flight:
+                self.in_flight[view.index] = architecture_of(self.space, view)
+                self.k8s_executor.expect(view)
+        while self.in_flight:
+            outcomes = self.executor.wait(self.wait_seconds)
+            for outcome in outcomes:
+                self.finish(outcome)
+            if outcomes:
+                self.checkpoint()
 
     def checkpoint(self) -> None:
         super().checkpoint()

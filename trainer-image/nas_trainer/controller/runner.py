@@ -28,7 +28,7 @@ from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import API_VERSION, TrialsApi, search_owner_reference, trial_name
 from nas_trainer.manifest import SearchManifest, parse_search
 from nas_trainer.results import CHECKPOINT_DIR, TrialRecord
-from nas_trainer.search import GOAL_REACHED, Budget, SearchLoop, SearchSummary
+from nas_trainer.search import GOAL_REACHED, TOO_MANY_FAILURES, Budget, SearchLoop
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,13 @@ def budget_of(manifest: SearchManifest) -> Budget:
                   max_failed=trials.max_failed, goal=trials.goal)
 
 
-def decision_message(summary: SearchSummary, manifest: SearchManifest) -> str:
-    parts = [f"{summary.trials} trials finished ({summary.failed} failed)"]
-    if summary.known_proposals:
-        parts.append(f"{summary.known_proposals} known proposals answered from results")
-    if summary.best is not None:
-        best = f"best reward {summary.best.reward:.4f} by trial {trial_name(manifest.name, summary.best.index)}"
-        if summary.reason == GOAL_REACHED:
+def decision_message(reason: str, loop: SearchLoop, manifest: SearchManifest) -> str:
+    parts = [f"{len(loop.records)} trials finished ({loop.failed} failed)"]
+    if loop.known_proposals:
+        parts.append(f"{loop.known_proposals} known proposals answered from results")
+    if loop.best is not None:
+        best = f"best reward {loop.best.reward:.4f} by trial {trial_name(manifest.name, loop.best.index)}"
+        if reason == GOAL_REACHED:
             best = f"goal {manifest.trials.goal} reached: {best}"
         parts.append(best)
     return "; ".join(parts)
@@ -118,15 +118,17 @@ class ControllerRunner:
             self.executor.start()
             try:
                 summary = loop.run()
+                if summary.reason in (GOAL_REACHED, TOO_MANY_FAILURES):
+                    loop.record_late_trials()
             except BudgetChanged:
                 log.info("spec.trials changed: continuing with the new budget")
                 continue
             finally:
                 self.executor.stop()
-            decision = Decision(summary.reason, decision_message(summary, manifest))
+            decision = Decision(summary.reason, decision_message(summary.reason, loop, manifest))
             self._report(status, decision, loop, epoch)
             events.emit("SearchDecided", f"{decision.reason}: {decision.message}",
-                        "Warning" if summary.reason == "TooManyFailures" else "Normal")
+                        "Warning" if summary.reason == TOO_MANY_FAILURES else "Normal")
             return decision
 
     def release(self) -> None:
