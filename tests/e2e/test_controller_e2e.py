@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+from test_operator_fixtures import kubectl
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply, assert_volume_agrees_with_trials, controller_pids, crds, search,
-    search_operator, sigkill, trials_of, volume_of, wait_final,
+    search_object, search_operator, sigkill, trials_of, volume_of, wait_final,
 )
 from tests.cluster.waiting import wait_for
 
@@ -65,6 +66,30 @@ def test_controller_killed_five_times_loses_and_repeats_no_trial(cluster, search
     assert report.epoch == KILLS + 1 and status["controller"]["epoch"] == report.epoch
     print(f"killed at {killed} trials; search finished in {seconds:.1f}s, "
           f"epoch {report.epoch}, {status['controllerRestarts']} controller restarts")
+
+
+def test_suspended_search_creates_nothing_until_resumed(cluster, search_operator, namespace):
+    apply(cluster, search("paused", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                          {"name": "reinforce", "seed": 5},
+                          {"max": 12, "parallelism": 2, "timeoutSeconds": 120}))
+    wait_for(lambda: len(trials_of(cluster, namespace, "paused")) >= 3, "3 trials", timeout=300)
+    kubectl(cluster, "patch", "archsearch", "paused", "-n", namespace, "--type", "merge",
+            "-p", '{"spec": {"suspend": true}}')
+    wait_for(lambda: search_object(cluster, namespace, "paused")["status"].get("phase") == "Suspended",
+             "the search to be Suspended", timeout=60)
+    wait_for(lambda: not controller_pids(namespace, "paused"), "the controller to stop", timeout=60)
+    suspended_with = len(trials_of(cluster, namespace, "paused"))
+    time.sleep(5)
+    assert len(trials_of(cluster, namespace, "paused")) == suspended_with
+    assert suspended_with < 12
+
+    kubectl(cluster, "patch", "archsearch", "paused", "-n", namespace, "--type", "merge",
+            "-p", '{"spec": {"suspend": false}}')
+    final = wait_final(cluster, namespace, "paused", timeout=600)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    assert final["status"]["controller"]["decision"] == "MaxTrialsReached"
+    report, _ = assert_volume_agrees_with_trials(cluster, namespace, "paused", 12)
+    assert report.epoch >= 2  # a second controller carried on from the volume
 
 
 def _epoch(cluster, namespace: str) -> int:

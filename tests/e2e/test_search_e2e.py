@@ -49,6 +49,22 @@ def test_nas_bench_graph_search_of_50_trials_completes_and_agrees_with_its_volum
     print(f"\n50-trial nas-bench-graph search on the test cluster: {seconds:.1f}s")
 
 
+def test_goal_stops_the_search_and_the_trials_still_running_are_recorded(
+        cluster, search_operator, namespace):
+    apply(cluster, search("goal", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                          {"name": "random", "seed": 4},
+                          {"max": 40, "parallelism": 3, "goal": 0.79, "timeoutSeconds": 120}))
+    final = wait_final(cluster, namespace, "goal", timeout=600)
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["controller"]["decision"] == "GoalReached"
+    assert "goal 0.79 reached" in status["controller"]["message"]
+    report, trials = assert_volume_agrees_with_trials(cluster, namespace, "goal", None)
+    assert len(trials) < 40 and status["controller"]["trialsCreated"] == len(trials)
+    assert report.best["reward"] >= 0.79
+    assert all(t["status"]["phase"] in ("Succeeded", "Failed") for t in trials)
+
+
 def test_digits_search_with_real_training_records_its_best_accuracy(
         cluster, search_operator, namespace):
     started = time.monotonic()

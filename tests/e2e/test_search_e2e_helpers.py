@@ -133,13 +133,14 @@ def sigkill(pid: int) -> None:
         pass
 
 
-def assert_volume_agrees_with_trials(cluster, namespace: str, name: str, max_trials: int
+def assert_volume_agrees_with_trials(cluster, namespace: str, name: str, count: int | None
                                      ) -> tuple[VolumeReport, list[dict[str, Any]]]:
-    """What a user checks after a search: every trial once, on the cluster and on the
-    volume, with the same architecture and reward, and the same best."""
+    """What a user checks after a search: every trial once (``count`` of them, when
+    given), on the cluster and on the volume, with the same architecture and reward, and
+    the same best."""
     trials = trials_of(cluster, namespace, name)
     indices = [t["spec"]["index"] for t in trials]
-    assert indices == list(range(max_trials)), f"trial indices: {indices}"
+    assert indices == list(range(len(trials) if count is None else count)), f"trial indices: {indices}"
     assert [t["metadata"]["name"] for t in trials] == [f"{name}-{i:05d}" for i in indices]
     report = volume_report(volume_of(cluster, namespace, name))
     recorded = [r["index"] for r in report.records]
