@@ -19,6 +19,8 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from nas_trainer.controller.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -27,23 +29,6 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED | SYNCED (every object was delivered after a list)
     obj: dict[str, Any] | None
     source: str
-
-
-class Backoff:
-    """Exponential backoff, reset after a success."""
-
-    def __init__(self, first_s: float = 0.5, max_s: float = 10.0) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self._next = first_s
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self.max_s, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.first_s
 
 
 class CustomObjectInformer:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 when the search was decided (the decision is in status.controller), when
 it is suspended or deleted, or on SIGTERM; 1 when this controller lost its lease or was
-fenced out by a newer one (the newer one carries on); 2 for a configuration error.
+fenced out by a newer one (the newer one carries on) or failed otherwise (the operator
+starts another, which resumes from the volume); 2 for a configuration error.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as err:
         log.info("%s received: stopping", err)
         return 0
+    except Exception:  # the operator replaces the pod; the next one resumes from the volume
+        log.exception("controller failed")
+        return 1
     finally:
         try:
             runner.release()

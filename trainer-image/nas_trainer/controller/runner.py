@@ -9,19 +9,17 @@ Order matters: the lease first (so no other controller writes), then the fencing
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from nas_trainer.controller.config import ControllerConfig
 from nas_trainer.controller.events import EventRecorder
 from nas_trainer.controller.executor import BudgetChanged, KubernetesExecutor
-from nas_trainer.controller.fencing import Fence, FencedOut
+from nas_trainer.controller.fencing import Fence
 from nas_trainer.controller.guard import FencedResultsFolder, WriteGuard
-from nas_trainer.controller.lease import LeaderLease, LeaseLost, lease_name
+from nas_trainer.controller.lease import LeaderLease, lease_name
 from nas_trainer.controller.loop import KubernetesSearchLoop
 from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.status import StatusReporter
@@ -97,6 +95,7 @@ class ControllerRunner:
         fence = Fence(cfg.data_dir / CHECKPOINT_DIR, cfg.identity)
         epoch = fence.take_over()
         guard = WriteGuard(self.lease, fence)
+        self.trials_api.check = guard.check
         folder = FencedResultsFolder(cfg.data_dir, guard)
         status = StatusReporter(self.trials_api, guard.check)
         log.info("controller %s took over search %s/%s at epoch %d", cfg.identity,
@@ -159,19 +158,7 @@ class ControllerRunner:
 
     def _report(self, status: StatusReporter, decision: Decision, loop: KubernetesSearchLoop,
                 epoch: int) -> None:
-        """Write the decision, retrying while the API is away (not once the lease is lost)."""
-        delay = 0.5
-        while True:
-            try:
-                status.decision(decision.reason, decision.message, loop.policy_version,
-                                loop.next_index, epoch)
-                log.info("decision %s: %s", decision.reason, decision.message)
-                return
-            except (LeaseLost, FencedOut):
-                raise
-            except Exception as err:
-                if isinstance(err, ApiException) and err.status in (403, 404, 422):
-                    raise
-                log.warning("could not report the decision (%s); retrying in %.1fs", err, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        """Write the decision (the status patch retries while the API is away)."""
+        status.decision(decision.reason, decision.message, loop.policy_version, loop.next_index,
+                        epoch)
+        log.info("decision %s: %s", decision.reason, decision.message)

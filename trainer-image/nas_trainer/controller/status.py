@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from nas_trainer.controller.fencing import FencedOut
+from nas_trainer.controller.lease import LeaseLost
 from nas_trainer.controller.trials_api import TrialsApi
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,9 @@ class StatusReporter:
         if status == self._last_sent or self._clock() - self._last_at < self.interval_s:
             return
         try:
-            self._send(status)
+            self._send(status, give_up_after_s=5.0)
+        except (LeaseLost, FencedOut):
+            raise
         except Exception as err:  # progress is informational: the next one catches up
             log.warning("could not report progress: %s", err)
 
@@ -74,8 +78,8 @@ class StatusReporter:
     ) -> None:
         self._send(controller_status(decision, message, policy_version, trials_created, epoch))
 
-    def _send(self, status: dict[str, Any]) -> None:
+    def _send(self, status: dict[str, Any], give_up_after_s: float = 120.0) -> None:
         self.check()
-        self.api.patch_search_status({"controller": status})
+        self.api.patch_search_status({"controller": status}, give_up_after_s)
         self._last_sent = status
         self._last_at = self._clock()

@@ -8,10 +8,12 @@ longer be lost, and its name fixes its index, so ``AlreadyExists`` on create mea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from nas_trainer.controller.retry import retrying
 
 GROUP = "archsearch.io"
 VERSION = "v1alpha1"
@@ -132,44 +134,54 @@ def view_trial(obj: dict[str, Any]) -> TrialView:
 
 
 class TrialsApi:
-    """The few API calls on Trials and on the search that the controller makes."""
+    """The few API calls on Trials and on the search that the controller makes, each
+    retried through transient errors while ``check`` (the write guard, once the lease is
+    held) lets this controller go on."""
 
     def __init__(self, api: client.CustomObjectsApi, namespace: str, search: str) -> None:
         self.api = api
         self.namespace = namespace
         self.search = search
+        self.check: Callable[[], None] | None = None
 
     @property
     def selector(self) -> str:
         return f"{LABEL_SEARCH}={self.search}"
 
     def create_or_adopt(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create the Trial; if its index was already written, return the existing one."""
+        """Create the Trial; if its index was already written, return the existing one.
+        A create retried after a lost response finds its own Trial: adopted the same way."""
+        name = body["metadata"]["name"]
         try:
-            created = self.api.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, TRIALS, body
-            )
+            created = retrying(
+                lambda: self.api.create_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, TRIALS, body),
+                f"creating trial {name}", self.check)
             return created, True
         except ApiException as err:
             if err.status != 409:
                 raise
-        existing = self.api.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, TRIALS, body["metadata"]["name"]
-        )
+        existing = retrying(
+            lambda: self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, TRIALS, name),
+            f"reading trial {name}", self.check)
         return existing, False
 
     def list_trials(self) -> list[dict[str, Any]]:
-        result = self.api.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, TRIALS, label_selector=self.selector
-        )
+        result = retrying(
+            lambda: self.api.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, TRIALS, label_selector=self.selector),
+            "listing trials", self.check)
         return list(result.get("items", []))
 
     def read_search(self) -> dict[str, Any]:
-        return self.api.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SEARCHES, self.search
-        )
+        return retrying(
+            lambda: self.api.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, SEARCHES, self.search),
+            f"reading search {self.search}", self.check)
 
-    def patch_search_status(self, patch: dict[str, Any]) -> dict[str, Any]:
-        return self.api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, SEARCHES, self.search, {"status": patch}
-        )
+    def patch_search_status(self, patch: dict[str, Any], give_up_after_s: float = 120.0
+                            ) -> dict[str, Any]:
+        return retrying(
+            lambda: self.api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, SEARCHES, self.search, {"status": patch}),
+            f"patching the status of {self.search}", self.check, give_up_after_s)
