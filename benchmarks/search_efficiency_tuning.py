@@ -65,6 +65,28 @@ CONFIGS: dict[str, list[tuple[str, str, dict[str, Any], int]]] = {
         ("P none lr3.5e-4 b4", P, pg("none", 3.5e-4, 4), 1000),
         ("P none lr3.5e-4 b1 (paper)", P, pg("none", 3.5e-4), 1000),
     ],
+    # Every run of sweep1's policy-gradient configurations stopped early (the policy
+    # collapsed onto known architectures): stronger entropy bonus, lr x batch.
+    "sweep2": [
+        ("random", "random", {}, 1000),
+        ("R rank lr1e-2 b4 ent0.1", R, pg("rank", 1e-2, 4, entropyWeight=0.1), 1000),
+        ("R rank lr1e-2 b4 ent0.3", R, pg("rank", 1e-2, 4, entropyWeight=0.3), 1000),
+        ("R rank lr1e-2 b4 ent1", R, pg("rank", 1e-2, 4, entropyWeight=1.0), 1000),
+        ("R rank lr3e-2 b4 ent0.1", R, pg("rank", 3e-2, 4, entropyWeight=0.1), 1000),
+        ("R rank lr3e-2 b4 ent0.3", R, pg("rank", 3e-2, 4, entropyWeight=0.3), 1000),
+        ("R rank lr3e-2 b8 ent0.1", R, pg("rank", 3e-2, 8, entropyWeight=0.1), 1000),
+        ("R rank lr3e-2 b2 ent0.1", R, pg("rank", 3e-2, 2, entropyWeight=0.1), 1000),
+        ("R rank lr1e-1 b8 ent0.3", R, pg("rank", 1e-1, 8, entropyWeight=0.3), 1000),
+        ("R rank lr3e-2 b4 ent0.1 bd0.98", R, pg("rank", 3e-2, 4, entropyWeight=0.1,
+                                                  baselineDecay=0.98), 1000),
+        ("R std lr3e-2 b4 ent0.1", R, pg("std", 3e-2, 4, entropyWeight=0.1), 1000),
+        ("P rank lr3e-3 b4 ent0.1", P, pg("rank", 3e-3, 4, entropyWeight=0.1), 1000),
+        ("P rank lr3e-3 b4 ent0.3", P, pg("rank", 3e-3, 4, entropyWeight=0.3), 1000),
+        ("P rank lr1e-2 b4 ent0.1", P, pg("rank", 1e-2, 4, entropyWeight=0.1), 1000),
+        ("P rank lr1e-2 b4 ent0.3", P, pg("rank", 1e-2, 4, entropyWeight=0.3), 1000),
+        ("P rank lr1e-2 b8 ent0.1", P, pg("rank", 1e-2, 8, entropyWeight=0.1), 1000),
+        ("P rank lr3e-3 b2 ent0.1", P, pg("rank", 3e-3, 2, entropyWeight=0.1), 1000),
+    ],
 }
 
 

@@ -167,3 +167,33 @@ def test_table_json_round_trip_and_end_to_end(tmp_path: Path, tiny: Table, capsy
     assert set(strategies) == {"random", "regularized-evolution"}
     assert strategies["random"]["runs"] == 3
     assert "tiny" in capsys.readouterr().out
+
+
+def test_rank_reward_normalization_advantages_and_resume(tiny: Table) -> None:
+    """rewardNormalization "rank" (added for this benchmark): centred ranks in [-1, 1]
+    among recent rewards, and a resumed strategy continues exactly."""
+    import copy
+
+    from nas_trainer.strategies import make_strategy
+    from nas_trainer.strategies.policy_gradient import _centred_rank
+
+    assert _centred_rank(3.0, [1.0, 2.0, 3.0]) == 1.0
+    assert _centred_rank(1.0, [1.0, 2.0, 3.0]) == -1.0
+    assert _centred_rank(2.0, [1.0, 2.0, 2.0, 3.0]) == 0.0
+    assert _centred_rank(5.0, [5.0]) == 0.0
+    settings = {"rewardNormalization": "rank", "batchSize": 2, "hiddenSize": 8,
+                "lstmLayers": 1, "baselineDecay": 0.5}
+    a = make_strategy("reinforce", tiny.space, 3, **settings)
+    assert a.rank_window() == 4
+    for _ in range(5):
+        for arch in a.ask(2):
+            a.tell(arch, tiny.reward[arch.hash])
+    assert len(a.recent_rewards) == 4
+    b = make_strategy("reinforce", tiny.space, 3, **settings)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    for _ in range(3):
+        asked_a, asked_b = a.ask(2), b.ask(2)
+        assert [x.tokens for x in asked_a] == [x.tokens for x in asked_b]
+        for x, y in zip(asked_a, asked_b):
+            a.tell(x, tiny.reward[x.hash])
+            b.tell(y, tiny.reward[y.hash])
