@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import subprocess
 import time
 
 import pytest
@@ -16,6 +18,7 @@ from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply, assert_volume_agrees_with_trials, controller_pids, crds, search,
     search_object, search_operator, sigkill, trials_of, volume_of, wait_final,
 )
+from tests.cluster.paths import venv_bin
 from tests.cluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -92,10 +95,42 @@ def test_suspended_search_creates_nothing_until_resumed(cluster, search_operator
     assert report.epoch >= 2  # a second controller carried on from the volume
 
 
-def _epoch(cluster, namespace: str) -> int:
+def test_a_second_controller_waits_for_the_lease_and_writes_nothing(cluster, search_operator, namespace,
+                                                                     tmp_path):
+    apply(cluster, search("leased", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
+                          {"name": "reinforce", "seed": 6},
+                          {"max": 8, "parallelism": 2, "timeoutSeconds": 120}))
+    wait_for(lambda: _epoch(cluster, namespace, "leased") == 1, "the controller pod to take over",
+             timeout=300)
+    # the same program on this machine, with admin credentials and the same volume
+    log_path = tmp_path / "second-controller.log"
+    with open(log_path, "wb") as log:
+        second = subprocess.Popen(
+            [str(venv_bin() / "nas-controller")], stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "NAS_SEARCH_NAME": "leased",
+                 "NAS_NAMESPACE": namespace, "NAS_DATA_DIR": str(volume_of(cluster, namespace, "leased")),
+                 "NAS_LEASE_SECONDS": "3", "NAS_METRICS_PORT": "0", "NAS_CONTROLLER_ID": "intruder"})
+    try:
+        wait_for(lambda: "waiting for lease held by leased-controller/" in log_path.read_text(),
+                 "the second controller to wait for the lease", timeout=120)
+        time.sleep(4)  # longer than the lease: the holder renews it, so it is never taken
+        assert _epoch(cluster, namespace, "leased") == 1
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    final = wait_final(cluster, namespace, "leased", timeout=600)
+    assert final["status"]["controller"]["decision"] == "MaxTrialsReached"
+    report, _ = assert_volume_agrees_with_trials(cluster, namespace, "leased", 8)
+    assert report.epoch == 1
+    assert "intruder" not in (volume_of(cluster, namespace, "leased") / "checkpoint" / "epoch").read_text()
+
+
+def _epoch(cluster, namespace: str, name: str = "killed") -> int:
     """The fencing epoch on the search's volume (0 before the first controller)."""
     try:
-        path = volume_of(cluster, namespace, "killed") / "checkpoint" / "epoch"
+        path = volume_of(cluster, namespace, name) / "checkpoint" / "epoch"
         return int(json.loads(path.read_text())["epoch"])
     except (AssertionError, OSError, ValueError, KeyError):
         return 0

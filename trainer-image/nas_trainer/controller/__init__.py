@@ -11,6 +11,7 @@ loop against the Kubernetes API, one Trial object per architecture.
     lease.py      the coordination.k8s.io Lease `<search>-controller`
     fencing.py    checkpoint/epoch, refusing writes from a replaced controller
     guard.py      the check before every write; the fenced results folder
+    retry.py      retrying API calls through transient errors
     status.py     status.controller (progress and the decision)
     events.py     Kubernetes Events on the search
     metrics.py    Prometheus metrics (port 8000)
