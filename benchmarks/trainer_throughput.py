@@ -121,7 +121,8 @@ def hand_train(make_model: Callable[[], nn.Module], data: ImageData, *, epochs: 
                graph: bool) -> dict[str, Any]:
     """Train like an expert would by hand; returns seconds from model build to the end
     of the final test evaluation."""
-    torch.backends.cudnn.benchmark = True  # autotuned convolutions, as the trainer has
+    # Autotuned convolutions, as the trainer has them (NAS_CUDNN_BENCHMARK=0: off for both).
+    torch.backends.cudnn.benchmark = os.environ.get("NAS_CUDNN_BENCHMARK", "1") != "0"
     sync(device)
     start = time.perf_counter()
     cuda = device.type == "cuda"
@@ -176,9 +177,9 @@ def hand_train(make_model: Callable[[], nn.Module], data: ImageData, *, epochs: 
     def accuracy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         model.eval()
         correct = torch.zeros((), device=device)
-        for i in range(0, len(y), 1024):
+        for i in range(0, len(y), batch):  # the training batch: cuDNN's tuned shapes
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                correct += (model(normalise(x[i:i + 1024])).argmax(1) == y[i:i + 1024]).sum()
+                correct += (model(normalise(x[i:i + batch])).argmax(1) == y[i:i + batch]).sum()
         model.train()
         return correct / len(y)
 
@@ -230,7 +231,7 @@ def warm_up(device: torch.device) -> None:
 def trainer_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"dataset": "synthetic", "epochs": args.epochs, "batchSize": args.batch,
             "learningRate": args.lr, "weightDecay": args.weight_decay,
-            "device": args.device, "evalBatchSize": 1024}
+            "device": args.device}
 
 
 def run_variant(args: argparse.Namespace) -> dict[str, Any]:

@@ -248,3 +248,26 @@ def test_result_json_is_compacted_under_the_termination_message_limit():
     assert len(text.encode()) < 4096
     parsed = json.loads(text)
     assert parsed["reward"] == 0.5 and parsed["schema"] == "nas.result/v1"
+
+
+def test_graph_safe_sgd_matches_torch_optim_sgd():
+    from nas_trainer.training.engine import SGD
+
+    torch.manual_seed(0)
+    ours, reference = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    reference.load_state_dict(ours.state_dict())
+    lr = torch.tensor(0.1)
+    sgd = SGD(ours.parameters(), lr, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    torch_sgd = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                weight_decay=1e-3)
+    for step in range(5):
+        lr.fill_(0.1 / (step + 1))
+        for group in torch_sgd.param_groups:
+            group["lr"] = 0.1 / (step + 1)
+        x = torch.randn(8, 4)
+        for model, optimizer in ((ours, sgd), (reference, torch_sgd)):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b)

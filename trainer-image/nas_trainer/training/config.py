@@ -93,7 +93,6 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     cuda_graph: str = "auto"                     # auto | on | off
-    eval_batch_size: int = 1024
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None, warn: bool = True) -> "TrainerConfig":
@@ -118,7 +117,7 @@ class TrainerConfig:
                 values["dataset_options"] = dict(values["dataset_options"])
             if "reward" in values:
                 values["reward"] = dict(values["reward"])  # parsed once the space is known
-            for name in ("epochs", "batch_size", "seed", "split_seed", "bptt", "eval_batch_size"):
+            for name in ("epochs", "batch_size", "seed", "split_seed", "bptt"):
                 if name in values:
                     values[name] = as_int(values[name], name)
             for name in ("learning_rate", "momentum", "weight_decay", "label_smoothing",
@@ -151,8 +150,6 @@ class TrainerConfig:
         need(0 <= self.warmup_fraction < 1,
              f"trainer.warmupFraction must be in [0, 1) (got {self.warmup_fraction})")
         need(self.bptt >= 1, f"trainer.bptt must be >= 1 (got {self.bptt})")
-        need(self.eval_batch_size >= 1,
-             f"trainer.evalBatchSize must be >= 1 (got {self.eval_batch_size})")
         need(self.cuda_graph in ("auto", "on", "off"),
              f"trainer.cudaGraph must be auto, on or off (got {self.cuda_graph!r})")
         need(self.device == "auto" or re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,

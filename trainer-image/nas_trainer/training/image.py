@@ -14,7 +14,7 @@ from ..data.splits import ImageData
 from ..models import set_drop_path_prob
 from .config import Optimization, TrainerConfig
 from .device_data import DeviceImages, channel_stats
-from .engine import StepRunner, cosine_schedule, make_sgd
+from .engine import SGD, StepRunner, cosine_schedule
 
 Metrics = dict[str, torch.Tensor]
 
@@ -64,8 +64,8 @@ class ImageTraining:
         self.global_step = torch.zeros((), dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
-        self.optimizer = make_sgd(model, self.lr, optimization.momentum, optimization.nesterov,
-                                  optimization.weight_decay)
+        self.optimizer = SGD(model.parameters(), self.lr, optimization.momentum,
+                             optimization.nesterov, optimization.weight_decay)
         self.runner = StepRunner(self.train_step, model, self.optimizer,
                                  [self.lr, self.order, self.step_in_epoch, self.global_step,
                                   self.loss_sum, self.correct],
@@ -83,7 +83,7 @@ class ImageTraining:
         return loss, logits
 
     def train_step(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         index = self.order.index_select(0, self.step_in_epoch.view(1)).view(-1)
         x, y = self.train_data.batch(index, augment=True)
         self.lr.copy_(self.schedule.index_select(0, self.global_step.view(1)).view(()))
@@ -134,18 +134,25 @@ class ImageTraining:
 
     @torch.no_grad()
     def evaluate(self, split: DeviceImages) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss and accuracy over a split, batched, in eval mode; device tensors."""
+        """Mean loss and accuracy over a split, in eval mode; device tensors.
+
+        Every batch has the training batch's shape (the last one is filled up with
+        repeats that are masked out): the convolution algorithms cuDNN tuned for training
+        serve evaluation too, instead of being tuned again for each new shape.
+        """
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        size = self.config.eval_batch_size
-        for start in range(0, split.count, size):
-            index = torch.arange(start, min(start + size, split.count), device=self.device)
-            x, y = split.batch(index, augment=False)
+        correct = torch.zeros((), device=self.device)
+        offsets = torch.arange(self.batch, device=self.device)
+        for start in range(0, split.count, self.batch):
+            index = start + offsets
+            real = (index < split.count).float()
+            x, y = split.batch(index.clamp(max=split.count - 1), augment=False)
             with self.autocast():
                 logits = self.model(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            loss = F.cross_entropy(logits.float(), y, reduction="none")
+            loss_sum += (loss * real).sum()
+            correct += ((logits.argmax(1) == y).float() * real).sum()
         self.model.train()
         return loss_sum / split.count, correct / split.count
 

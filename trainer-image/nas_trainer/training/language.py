@@ -15,7 +15,7 @@ from torch import nn
 from ..data.splits import TextData
 from ..models import RNNLanguageModel
 from .config import Optimization, TrainerConfig
-from .engine import StepRunner, cosine_schedule, make_sgd
+from .engine import SGD, StepRunner, cosine_schedule
 
 Metrics = dict[str, torch.Tensor]
 
@@ -58,8 +58,8 @@ class LanguageTraining:
         self.global_step = torch.zeros((), dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.h, self.c = model.initial_state(self.batch, device)
-        self.optimizer = make_sgd(model, self.lr, optimization.momentum, optimization.nesterov,
-                                  optimization.weight_decay)
+        self.optimizer = SGD(model.parameters(), self.lr, optimization.momentum,
+                             optimization.nesterov, optimization.weight_decay)
         self.runner = StepRunner(self.train_step, model, self.optimizer,
                                  [self.lr, self.step_in_epoch, self.global_step, self.loss_sum,
                                   self.h, self.c],
@@ -67,7 +67,7 @@ class LanguageTraining:
         self.history: list[Metrics] = []
 
     def train_step(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         positions = self.step_in_epoch * self.bptt + self.offsets
         x = self.train_tokens.index_select(1, positions)
         y = self.train_tokens.index_select(1, positions + 1)

@@ -60,12 +60,12 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
         data = loaded
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
-    example, _ = splits["val"].batch(torch.arange(1, device=device), augment=False)
 
     trainings, stats = [], []
     for architecture in architectures:
         model, build = build_child(architecture, config, data)
         parameters = count_parameters(model)
+        flops = count_flops(model, torch.zeros(1, *data.input_shape))  # on the CPU copy
         model = model.to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -74,7 +74,7 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
                                  resolve_optimization(config, str(architecture["space"])),
                                  device, amp, stream)
         trainings.append(training)
-        stats.append((parameters, count_flops(model, example)))
+        stats.append((parameters, flops))
     executions = [t.prepare() for t in trainings]
     log(f"packed {len(trainings)} children on {device.type}: {executions}")
 

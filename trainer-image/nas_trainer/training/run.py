@@ -71,7 +71,8 @@ def seed_everything(config: TrainerConfig) -> None:
         # (Only when it changes anything: the call imports torch._dynamo, ~5 s.)
         torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = config.deterministic
-    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.benchmark = not config.deterministic and \
+        os.environ.get("NAS_CUDNN_BENCHMARK", "1") != "0"
 
 
 def load_data(config: TrainerConfig, space: str) -> ImageData | TextData:
@@ -171,6 +172,12 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     # 2. the child network
     model, build = build_child(architecture, config, data)
     parameters = count_parameters(model)
+    # FLOPs on the CPU copy: on the GPU this fp32 batch-1 forward would make cuDNN tune
+    # algorithms for shapes training never uses.
+    if isinstance(data, TextData):
+        flops = count_flops(model, data.train[:config.bptt].view(1, -1)) // config.bptt  # per token
+    else:
+        flops = count_flops(model, torch.zeros(1, *data.input_shape))
     model = model.to(device)
     if device.type == "cuda" and not language:
         model = model.to(memory_format=torch.channels_last)
@@ -178,14 +185,10 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     if isinstance(data, TextData):
         training: ImageTraining | LanguageTraining = LanguageTraining(
             model, data, config, optimization, device, amp)  # type: ignore[arg-type]
-        example = training.train_tokens[:1, :config.bptt]
-        flops = count_flops(model, example) // example.shape[1]  # per token
         extra: dict[str, Any] = {"dataset": data.name, "vocab": data.vocab}
     else:
         splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
         training = ImageTraining(model, splits, config, optimization, device, amp)
-        example, _ = splits["val"].batch(torch.arange(1, device=device), augment=False)
-        flops = count_flops(model, example)
         mean, std = splits["train"].stats
         extra = {"dataset": data.name, "normalization": {"mean": mean, "std": std}}
     lap("build")
