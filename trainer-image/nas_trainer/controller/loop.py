@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from nas_trainer.controller.executor import KubernetesExecutor, architecture_of
+from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import TrialsApi, TrialView, view_trial
 from nas_trainer.results import ResultsFolder, TrialRecord
@@ -82,6 +83,7 @@ class KubernetesSearchLoop(SearchLoop):
         epoch: int,
         on_trial: Callable[[TrialRecord, SearchLoop], None] | None = None,
         wait_seconds: float = 5.0,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         super().__init__(space, strategy, executor, folder, budget, on_trial=on_trial,
                          wait_seconds=wait_seconds)
@@ -89,6 +91,7 @@ class KubernetesSearchLoop(SearchLoop):
         self.trials_api = trials_api
         self.status = status
         self.epoch = epoch
+        self.metrics = metrics
 
     @property
     def policy_version(self) -> int:
@@ -126,6 +129,11 @@ class KubernetesSearchLoop(SearchLoop):
         super().checkpoint()
         self.status.progress(self.progress_message(), self.policy_version, self.next_index,
                              self.epoch)
+        if self.metrics is not None:  # after every change, so a resumed controller shows it at once
+            self.metrics.set_state(best_reward=self.best.reward if self.best else None,
+                                   in_flight=len(self.in_flight),
+                                   policy_version=self.policy_version, epoch=self.epoch,
+                                   policy_stats=self.strategy.metrics())
 
     def finish(self, outcome: TrialOutcome) -> None:
         actual = self.k8s_executor.replaced.pop(outcome.index, None)

@@ -7,6 +7,7 @@ at zero with a new controller process, as Prometheus expects; the gauges carry t
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -81,7 +82,8 @@ class ControllerMetrics:
         self.policy_version.labels(**self._labels).set(policy_version)
         self.epoch.labels(**self._labels).set(epoch)
         stats = policy_stats or {}
-        if stats.get("entropy") is not None:
-            self.policy_entropy.labels(**self._labels).set(float(stats["entropy"]))
-        if stats.get("baseline") is not None:
-            self.policy_baseline.labels(**self._labels).set(float(stats["baseline"]))
+        for gauge, key in ((self.policy_entropy, "entropy"), (self.policy_baseline, "baseline")):
+            value = stats.get(key)
+            # NaN before the first update: leave the series absent rather than drawn as NaN
+            if value is not None and math.isfinite(float(value)):
+                gauge.labels(**self._labels).set(float(value))

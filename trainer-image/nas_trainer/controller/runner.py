@@ -113,7 +113,7 @@ class ControllerRunner:
             loop = KubernetesSearchLoop(space, strategy, self.executor, folder, budget_of(manifest),
                                         self.trials_api, status, epoch,
                                         on_trial=self._on_trial_hook(events, manifest),
-                                        wait_seconds=cfg.wait_seconds)
+                                        wait_seconds=cfg.wait_seconds, metrics=self.metrics)
             self.executor.start()
             try:
                 summary = loop.run()
@@ -142,14 +142,6 @@ class ControllerRunner:
 
         def on_trial(record: TrialRecord, loop: SearchLoop) -> None:
             metrics.finished("succeeded" if record.succeeded else "failed", record.reward)
-            stats = loop.strategy.metrics()
-            metrics.set_state(
-                best_reward=loop.best.reward if loop.best else None,
-                in_flight=len(loop.in_flight),
-                policy_version=int(getattr(loop.strategy, "policy_version", 0)),
-                epoch=getattr(loop, "epoch", 0),
-                policy_stats=stats,
-            )
             if loop.best is record:
                 events.emit("NewBest", f"trial {trial_name(manifest.name, record.index)} reached "
                                        f"reward {record.reward:.4f}")
