@@ -1,5 +1,5 @@
 """The controller's informer against the real API server: a watch whose resource
-version expired (410 Gone) lists again and goes on; nothing is missed."""
+version expired (410 Gone) lists again (in pages) and goes on; nothing is missed."""
 from __future__ import annotations
 
 import queue
@@ -8,6 +8,7 @@ import time
 import kubernetes
 import pytest
 
+from nas_trainer.controller import informer as informer_module
 from nas_trainer.controller.informer import CustomObjectInformer, Event
 from nas_trainer.controller.trials_api import GROUP, TRIALS, VERSION
 from test_operator_fixtures import crds, trial_manifest  # noqa: F401  (crds is a fixture)
@@ -36,7 +37,8 @@ def next_event(events: "queue.Queue[Event]", wanted, timeout: float = 30) -> lis
     raise AssertionError(f"no wanted event in {timeout}s; saw {[(e.type, e.obj and e.obj['metadata']['name']) for e in seen]}")
 
 
-def test_expired_watch_lists_again_and_misses_nothing(cluster, crds, namespace, caplog):
+def test_expired_watch_lists_again_and_misses_nothing(cluster, crds, namespace, caplog, monkeypatch):
+    monkeypatch.setattr(informer_module, "LIST_PAGE", 1)  # every list in pages of one
     caplog.set_level("INFO", logger="nas_trainer.controller.informer")
     api = kubernetes.client.CustomObjectsApi(cluster.api_client())
     first = create_trial(api, namespace, 0)

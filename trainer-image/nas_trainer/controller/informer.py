@@ -24,6 +24,24 @@ from nas_trainer.controller.retry import Backoff
 log = logging.getLogger(__name__)
 
 
+LIST_PAGE = 500  # a search of 20,000 trials is listed in pages, not one huge response
+
+
+def list_custom_objects(api: client.CustomObjectsApi, group: str, version: str, namespace: str,
+                        plural: str, **selectors: str) -> tuple[list[dict[str, Any]], str]:
+    """Every object (in pages) and the resourceVersion of the consistent snapshot."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        extra = {"_continue": token} if token else {}
+        page = api.list_namespaced_custom_object(group, version, namespace, plural,
+                                                 limit=LIST_PAGE, **selectors, **extra)
+        items.extend(page.get("items", []))
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items, page["metadata"]["resourceVersion"]
+
+
 @dataclass(frozen=True)
 class Event:
     type: str  # ADDED | MODIFIED | DELETED | SYNCED (every object was delivered after a list)
@@ -74,9 +92,8 @@ class CustomObjectInformer:
             self._watch.stop()
 
     def list_now(self) -> tuple[list[dict[str, Any]], str]:
-        """One list call: the items and the list's resourceVersion."""
-        result = self.api.list_namespaced_custom_object(*self.args, **self.selectors)
-        return result.get("items", []), result["metadata"]["resourceVersion"]
+        """The items and the list's resourceVersion."""
+        return list_custom_objects(self.api, *self.args, **self.selectors)
 
     def _run(self) -> None:
         backoff = Backoff()

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from nas_trainer.controller.informer import list_custom_objects
 from nas_trainer.controller.retry import retrying
 
 GROUP = "archsearch.io"
@@ -167,11 +168,11 @@ class TrialsApi:
         return existing, False
 
     def list_trials(self) -> list[dict[str, Any]]:
-        result = retrying(
-            lambda: self.api.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, TRIALS, label_selector=self.selector),
+        items, _ = retrying(
+            lambda: list_custom_objects(self.api, GROUP, VERSION, self.namespace, TRIALS,
+                                        label_selector=self.selector),
             "listing trials", self.check)
-        return list(result.get("items", []))
+        return items
 
     def read_search(self) -> dict[str, Any]:
         return retrying(
