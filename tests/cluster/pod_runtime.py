@@ -23,10 +23,10 @@ from typing import Any, Callable
 from kubernetes.client.exceptions import ApiException
 
 from .events import record_pod_event
-from .kube import MERGE_PATCH, Kube, pod_path
+from .kube import STRATEGIC_MERGE_PATCH, Kube, pod_path
 from .logs import container_log_path
 from .pod_env import ConfigError, NodeFacts, container_argv, container_env, expand, run_as
-from .pod_status import ContainerRecord, build_status, now_iso, pod_phase
+from .pod_status import ContainerRecord, build_status, now_iso, pod_phase, status_patch
 from .processes import RUN_MARKER, sweep_marked
 from .volumes import ClaimRegistry, Volume, VolumeNotReady, prepare_volumes
 
@@ -37,6 +37,7 @@ LAUNCHER = Path(__file__).with_name("launcher.py")
 POD_MARKER = "NAS_TEST_POD"
 MAX_TERMINATION_MESSAGE = 4096
 POLL_SECONDS = 0.2
+FINAL_REPORT_SECONDS = 30  # a deleted pod's terminal status is tried this long
 
 
 @dataclass
@@ -282,10 +283,23 @@ class PodWorker:
         self._kill_all(grace)
         if self.gone:
             return
+        # Kubelet's getPhase for a terminated pod: Succeeded only if every container
+        # exited 0. Its status manager sends the terminal status (with the containers'
+        # terminated states, and every condition it does not own, such as the Eviction
+        # API's DisruptionTarget, which a Job's podFailurePolicy looks for) and deletes
+        # the pod only once the API server has it.
         if self.phase not in ("Succeeded", "Failed"):
             done_ok = all(c.terminated and c.terminated["exitCode"] == 0 for c in self.main)
             self.phase = "Succeeded" if done_ok else "Failed"
-        self._report()
+        deadline = time.monotonic() + FINAL_REPORT_SECONDS
+        while not self._report():
+            if self.gone:
+                return
+            if time.monotonic() > deadline:
+                log.warning("pod %s/%s: deleting it without its final status",
+                            self.namespace, self.name)
+                break
+            time.sleep(0.5)
         try:
             self.rt.kube.request("DELETE", pod_path(self.namespace, self.name), {
                 "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
@@ -430,32 +444,45 @@ class PodWorker:
             record_pod_event(self.rt.kube, self.pod, self.rt.node.name, reason, message,
                              "Warning")
 
-    def _report(self) -> None:
-        """Patches the pod's status when it changed since the last report."""
+    def _report(self) -> bool:
+        """Patches the pod's status when it changed since the last report. False when
+        the patch failed (it is tried again at the next report) or the pod is gone."""
         if self.gone:
-            return
+            return False
         status = build_status(
             self.pod, phase=self.phase, host_ip=self.rt.node.host_ip,
             start_time=self.start_time, init_containers=self.init, containers=self.main,
             initialized=self.initialized, sandbox_ready=self.sandbox_ready,
             reason=self.reason, message=self.message)
-        key = json.dumps({**status, "conditions": [(c["type"], c["status"])
-                                                   for c in status["conditions"]]},
-                         sort_keys=True)
+        patch = status_patch(status, self.uid)
+        key = json.dumps({**patch["status"], "conditions": [
+            (c["type"], c["status"]) for c in patch["status"]["conditions"]]}, sort_keys=True)
         if key == self._last_report:
-            return
+            return True
         try:
             updated = self.rt.kube.request("PATCH", pod_path(self.namespace, self.name) + "/status",
-                                           {"status": status}, content_type=MERGE_PATCH)
+                                           patch, content_type=STRATEGIC_MERGE_PATCH)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status == 404 or (exc.status == 422 and self._replaced()):
                 self.gone = True
             else:  # tried again at the next change or poll
                 log.warning("pod %s/%s: status update failed: %s %s",
                             self.namespace, self.name, exc.status, exc.body)
-            return
+            return False
+        except Exception as exc:  # a dropped connection, a timeout
+            log.warning("pod %s/%s: status update failed: %s", self.namespace, self.name, exc)
+            return False
         self._last_report = key
         self.update(updated)
+        return True
+
+    def _replaced(self) -> bool:
+        """The pod's name now belongs to another pod (the uid precondition failed)."""
+        try:
+            current = self.rt.kube.get_or_none(pod_path(self.namespace, self.name))
+        except Exception:
+            return False
+        return current is None or current["metadata"]["uid"] != self.uid
 
 
 def _kill_group(pgid: int, sig: int) -> None:

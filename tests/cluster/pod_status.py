@@ -89,6 +89,13 @@ def _condition(previous: list[Obj], type_: str, ok: bool, reason: str | None = N
     return condition
 
 
+# Kubelet's own conditions (kubetypes.PodConditionsByKubelet). The agent writes the last
+# four; PodScheduled is the scheduler's, and is kept as the API server has it. Every other
+# condition (DisruptionTarget from the Eviction API, preemption, the taint manager or the
+# pod GC; readiness gates; ...) belongs to someone else and is never written by the agent.
+AGENT_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+
+
 def build_status(
     pod: Obj,
     *,
@@ -102,10 +109,11 @@ def build_status(
     reason: str | None = None,
     message: str | None = None,
 ) -> Obj:
-    """The full `status` for a patch: conditions keep their transition times while
-    their status does not change."""
+    """The pod's full `status` as kubelet's mergePodStatus makes it: the agent's
+    conditions (keeping their transition times while their status does not change),
+    then every other condition of the pod as the API server has it (PodScheduled,
+    DisruptionTarget, ...). Send it with `status_patch`, which leaves those others out."""
     previous = (pod.get("status") or {}).get("conditions") or []
-    scheduled = next((c for c in previous if c.get("type") == "PodScheduled"), None)
     all_ready = bool(containers) and all(c.running for c in containers)
     terminal = phase in ("Succeeded", "Failed")
     ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
@@ -115,8 +123,7 @@ def build_status(
         _condition(previous, "Ready", all_ready, ready_reason),
         _condition(previous, "ContainersReady", all_ready, ready_reason),
     ]
-    if scheduled:
-        conditions.append(scheduled)
+    conditions += [c for c in previous if c.get("type") not in AGENT_CONDITIONS]
     status: Obj = {
         "phase": phase,
         "conditions": conditions,
@@ -132,3 +139,15 @@ def build_status(
     if init_containers:
         status["initContainerStatuses"] = [c.as_status() for c in init_containers]
     return status
+
+
+def status_patch(status: Obj, uid: str) -> Obj:
+    """The strategic merge patch (application/strategic-merge-patch+json) that writes
+    `status` as kubelet's status manager does: `conditions` merge by type, and only the
+    agent's own are sent, so a condition someone else adds or changes meanwhile (the
+    Eviction API's DisruptionTarget) is never lost or reverted, whatever the order of the
+    writes; no resourceVersion, so no conflicts. `metadata.uid` is a precondition (a
+    different uid is an immutable-field error, 422): a pod made again under the same name
+    never gets the old pod's status."""
+    own = [c for c in status["conditions"] if c.get("type") in AGENT_CONDITIONS]
+    return {"metadata": {"uid": uid}, "status": {**status, "conditions": own}}

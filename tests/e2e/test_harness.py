@@ -281,6 +281,50 @@ def test_deleted_pod_has_its_processes_ended(core, namespace):
     wait_for(deleted, "the pod object to be deleted", timeout=15)
 
 
+def test_evicted_pod_keeps_disruption_target_in_its_final_status(cluster, core, namespace):
+    """The Eviction API adds the DisruptionTarget condition, then deletes the pod. Like
+    kubelet, the agent keeps conditions it does not own whenever it writes the status, and
+    reports the terminal phase with the containers' terminated states before it completes
+    the deletion: that last status is what a Job's podFailurePolicy judges."""
+    core.create_namespaced_pod(namespace, pod("evicted", "exec sleep 300"))
+    running = wait_phase(core, namespace, "evicted", {"Running"})
+    wait_for(lambda: pod_processes(running), "the pod's processes")
+    kube = Kube(cluster.api_client())
+    events: list[tuple[str, Obj]] = []
+    stop = threading.Event()
+    threading.Thread(target=list_watch, daemon=True, args=(
+        kube, f"/api/v1/namespaces/{namespace}/pods",
+        lambda type_, obj: events.append((type_, obj)), lambda items: None, stop),
+        kwargs={"resource_version": running.metadata.resource_version,
+                "fieldSelector": "metadata.name=evicted"}).start()
+    try:
+        kube.request("POST", f"/api/v1/namespaces/{namespace}/pods/evicted/eviction", {
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": "evicted", "namespace": namespace},
+            "deleteOptions": {"gracePeriodSeconds": 10}})
+        wait_for(lambda: any(t == "DELETED" for t, _ in events), "the pod's deletion", timeout=30)
+    finally:
+        stop.set()
+
+    def disruption(obj: Obj) -> Obj | None:
+        return next((c for c in obj["status"].get("conditions") or []
+                     if c["type"] == "DisruptionTarget"), None)
+
+    before_deletion = [obj for type_, obj in events if type_ == "MODIFIED"]
+    first = next(i for i, obj in enumerate(before_deletion) if disruption(obj))
+    assert all(disruption(obj) for obj in before_deletion[first:]), \
+        "a status written after the eviction dropped DisruptionTarget"
+    final = next(obj for obj in reversed(before_deletion) if obj["status"]["phase"] == "Failed")
+    assert final["metadata"]["deletionTimestamp"]
+    condition = disruption(final)
+    assert (condition["status"], condition["reason"]) == ("True", "EvictionByEvictionAPI")
+    types = [c["type"] for c in final["status"]["conditions"]]
+    assert types.count("DisruptionTarget") == 1 and "PodScheduled" in types, types
+    state = final["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] != 0 and state["terminated"]["reason"] == "Error", state
+    wait_for(lambda: not pod_processes(running), "the evicted pod's processes to end", timeout=5)
+
+
 def test_exited_container_takes_its_leftover_processes_along(core, namespace):
     core.create_namespaced_pod(namespace, pod("leaves-a-child", "setsid sleep 300 & exit 0"))
     done = wait_phase(core, namespace, "leaves-a-child", {"Succeeded"})
