@@ -115,7 +115,9 @@ def derive_trial_status(
     job_status = job.get("status") or {}
     ordered = _by_creation(pods)
     status["jobName"] = job["metadata"]["name"]
-    status["attempts"] = sum(1 for p in ordered if _started(p))
+    # Never decreases: an evicted pod is deleted, yet it was an attempt.
+    started = sum(1 for p in ordered if _started(p))
+    status["attempts"] = max(started, int(old.get("attempts") or 0))
     if ordered:
         status["podName"] = ordered[-1]["metadata"]["name"]
     if job_status.get("startTime"):

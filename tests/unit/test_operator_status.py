@@ -373,3 +373,11 @@ def test_index_records():
     )
     assert record.deleting and record.finished_at == "2025-01-01T00:00:00Z"
     assert record.message == "exit code 2: lease lost"
+
+
+def test_attempts_never_go_back_when_an_evicted_pod_is_deleted():
+    running = derive_trial_status(trial(), job(), [pod("a", "Running")])
+    assert running["attempts"] == 1
+    evicted_then_replaced = {**trial(), "status": running}
+    status = derive_trial_status(evicted_then_replaced, job(), [pod("b", "Pending")])
+    assert status["attempts"] == 1
