@@ -95,7 +95,8 @@ def test_mnist_idx_files_load_gzipped_or_not(tmp_path, gzipped):
     data = load_dataset("mnist", str(tmp_path), validation=2, download=False)
     assert data.train_x.shape == (10, 28, 28, 1) and data.val_x.shape == (2, 28, 28, 1)
     assert data.test_y.tolist() == [3, 1, 4, 1]
-    assert torch.equal(data.test_x[2, :, :, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"][2]).byte())
+    expected = torch.from_numpy(arrays["t10k-images-idx3-ubyte"][2]).byte()
+    assert torch.equal(data.test_x[2, :, :, 0], expected)
     assert data.augment.flip is False  # digits must not be mirrored
 
 

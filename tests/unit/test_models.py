@@ -70,12 +70,14 @@ def test_nas_bench_201_default_network_matches_the_benchmark():
     parameter count (1.53 M for CIFAR-10 in NAS-Bench-201's tables)."""
     edges = {k: "nor_conv_3x3" for k in ("1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2")}
     arch = {"space": "nas-bench-201", "canonical": {"edges": edges}}
-    assert count_parameters(build_model(arch, 10, (3, 32, 32))) / 1e6 == pytest.approx(1.53, abs=0.02)
+    parameters = count_parameters(build_model(arch, 10, (3, 32, 32)))
+    assert parameters / 1e6 == pytest.approx(1.53, abs=0.02)
 
 
 def test_nas_bench_201_accepts_arch_str_alone():
     arch = {"space": "nas-bench-201", "canonical": {
-        "arch_str": "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"}}
+        "arch_str": "|nor_conv_3x3~0|+|none~0|skip_connect~1|"
+                    "+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"}}
     model = build_model(arch, 10, (3, 8, 8), cells_per_stage=1)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 

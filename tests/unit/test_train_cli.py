@@ -47,7 +47,8 @@ def test_a_trained_child_exits_0_with_its_result_in_the_termination_message(file
     assert result["reward"] == pytest.approx(result["metrics"]["best_val_accuracy"] ** 3)
     assert result["parameters"] > 0 and result["flops"] > 0 and result["seconds"] > 0
     assert result["device"] == "cpu" and result["hash"] == ARCHITECTURE["hash"]
-    assert json.loads(capsys.readouterr().out) == json.loads((files["out"] / "result.json").read_text())
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((files["out"] / "result.json").read_text())
     epochs = [json.loads(line) for line in (files["out"] / "epochs.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [1, 2] and "val_accuracy" in epochs[0]
     assert (files["out"] / "model.pt").exists()

@@ -20,7 +20,9 @@ class ConfigError(ValueError):
 POD_KEYS = {"image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
             "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
             "imagePullPolicy", "serviceAccountName", "securityContext", "runtimeClassName"}
-REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse_square")
+REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
+# Earlier spellings, still read (a trial created before the rename carries its config).
+REWARD_TRANSFORM_ALIASES = {"inverse_square": "inverse-square"}
 
 
 def snake(name: str) -> str:
@@ -40,7 +42,7 @@ class RewardConfig:
     @classmethod
     def default_for(cls, language: bool) -> "RewardConfig":
         # Zoph & Le: accuracy³ for images, c / perplexity² (c = 80) for language models.
-        return cls("val_perplexity", "inverse_square") if language else cls()
+        return cls("val_perplexity", "inverse-square") if language else cls()
 
     @classmethod
     def parse(cls, doc: Mapping[str, Any], language: bool) -> "RewardConfig":
@@ -54,7 +56,8 @@ class RewardConfig:
         # A metric given without a transform keeps the default transform only where it
         # fits: perplexities default to c / x², everything else to the identity.
         if "metric" in doc and "transform" not in doc and metric != base.metric:
-            transform = "inverse_square" if "perplexity" in metric else "identity"
+            transform = "inverse-square" if "perplexity" in metric else "identity"
+        transform = REWARD_TRANSFORM_ALIASES.get(transform, transform)
         reward = cls(str(metric), str(transform), int(doc.get("lastEpochs", base.last_epochs)),
                      float(doc.get("c", base.c)))
         if reward.transform not in REWARD_TRANSFORMS:
@@ -93,6 +96,7 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     cuda_graph: str = "auto"                     # auto | on | off
+    cpu_threads: int | None = None               # None: 1, or $OMP_NUM_THREADS when set
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None, warn: bool = True) -> "TrainerConfig":
@@ -120,6 +124,8 @@ class TrainerConfig:
             for name in ("epochs", "batch_size", "seed", "split_seed", "bptt"):
                 if name in values:
                     values[name] = as_int(values[name], name)
+            if values.get("cpu_threads") is not None:
+                values["cpu_threads"] = as_int(values["cpu_threads"], "cpu_threads")
             for name in ("learning_rate", "momentum", "weight_decay", "label_smoothing",
                          "grad_clip", "warmup_fraction", "drop_path", "aux_weight"):
                 if values.get(name) is not None:
@@ -150,13 +156,16 @@ class TrainerConfig:
         need(0 <= self.warmup_fraction < 1,
              f"trainer.warmupFraction must be in [0, 1) (got {self.warmup_fraction})")
         need(self.bptt >= 1, f"trainer.bptt must be >= 1 (got {self.bptt})")
+        need(self.cpu_threads is None or self.cpu_threads >= 1,
+             f"trainer.cpuThreads must be >= 1 (got {self.cpu_threads})")
         need(self.cuda_graph in ("auto", "on", "off"),
              f"trainer.cudaGraph must be auto, on or off (got {self.cuda_graph!r})")
         need(self.device == "auto" or re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,
              f"trainer.device must be auto, cpu or cuda[:N] (got {self.device!r})")
         need(self.validation is None or (isinstance(self.validation, (int, float))
                                          and self.validation > 0),
-             f"trainer.validation must be a fraction in (0, 1) or a count (got {self.validation!r})")
+             "trainer.validation must be a fraction in (0, 1) or a count "
+             f"(got {self.validation!r})")
 
     def reward_for(self, language: bool) -> RewardConfig:
         if isinstance(self.reward, RewardConfig):
@@ -206,7 +215,8 @@ class Optimization:
 
 
 def resolve_optimization(config: TrainerConfig, space: str) -> Optimization:
-    weight_decay, momentum, nesterov, base_lr = SPACE_DEFAULTS.get(space, SPACE_DEFAULTS["macro-cnn"])
+    weight_decay, momentum, nesterov, base_lr = SPACE_DEFAULTS.get(
+        space, SPACE_DEFAULTS["macro-cnn"])
     language = space == "rnn-cell"
     if config.learning_rate is not None:
         lr = config.learning_rate

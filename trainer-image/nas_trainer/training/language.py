@@ -5,7 +5,6 @@ graph when possible (an unrolled cell is hundreds of tiny kernels)."""
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable, Iterator
 
 import torch
@@ -126,7 +125,3 @@ class LanguageTraining:
         with self.runner.on_stream():
             loss = self.evaluate(self.test_tokens)
         return {"test_loss": loss, "test_perplexity": loss.exp()}
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf

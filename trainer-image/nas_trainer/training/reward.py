@@ -37,7 +37,7 @@ def transform(value: float, name: str, c: float) -> float:
         return 0.0
     if name == "inverse":
         return c / value
-    if name == "inverse_square":
+    if name in ("inverse-square", "inverse_square"):
         return c / value ** 2
     raise ValueError(f"unknown reward transform {name!r}")
 
