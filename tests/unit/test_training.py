@@ -56,6 +56,7 @@ def test_config_reads_the_manifest_block_and_ignores_pod_fields(capsys):
     ({"epochs": 2.5}, "integer"),
     ({"cudaGraph": "sometimes"}, "cudaGraph"),
     ({"labelSmoothing": 1.5}, "labelSmoothing"),
+    ({"cpuThreads": 0}, "cpuThreads"),
 ])
 def test_bad_configuration_is_a_config_error_saying_what_to_fix(doc, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

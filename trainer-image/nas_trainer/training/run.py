@@ -188,7 +188,8 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     # FLOPs on the CPU copy: on the GPU this fp32 batch-1 forward would make cuDNN tune
     # algorithms for shapes training never uses.
     if isinstance(data, TextData):
-        flops = count_flops(model, data.train[:config.bptt].view(1, -1)) // config.bptt  # per token
+        tokens = data.train[:config.bptt].view(1, -1)
+        flops = count_flops(model, tokens) // tokens.shape[1]  # per token
     else:
         flops = count_flops(model, torch.zeros(1, *data.input_shape))
     model = model.to(device)
