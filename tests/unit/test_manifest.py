@@ -25,8 +25,7 @@ def error_of(doc) -> str:
     return str(error.value)
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("nas-bench-graph-*.yaml"))
-                         + sorted(EXAMPLES.glob("custom-*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_parse_and_build(path):
     manifest = load_search(path)
     space = manifest.space.build()
@@ -109,7 +108,42 @@ def test_full_contract_example():
     (lambda d: d["spec"].update(strategy={"name": "tpe", "learningrate": 0.1}),
      "spec.strategy.learningrate is not a hyperparameter of tpe (valid: startupTrials)"),
     (lambda d: d["spec"].update(strategy={"seed": -1}), "spec.strategy.seed must be >= 0 (got -1)"),
+    (lambda d: d["spec"].update(strategy={"name": "reinforce", "rewardNormalization": "mad"}),
+     "spec.strategy.rewardNormalization must be one of none, std, rank (got 'mad')"),
+    (lambda d: d["spec"].update(strategy={"name": "reinforce", "lstmLayers": 9}),
+     "spec.strategy.lstmLayers must be in [1, 8] (got 9)"),
+    (lambda d: d["spec"].update(strategy={"name": "regularized-evolution", "sampleSize": 11}),
+     "spec.strategy.sampleSize must be <= population (default 10) (got 11 > 10)"),
+    (lambda d: d["spec"].update(trials={"retries": 101}), "spec.trials.retries must be <= 100"),
     (lambda d: d["spec"].update(trainer={"epochs": 0}), "spec.trainer.epochs must be >= 1 (got 0)"),
+    (lambda d: d["spec"].update(trainer={"batchSize": 0}),
+     "spec.trainer.batchSize must be >= 1 (got 0)"),
+    (lambda d: d["spec"].update(trainer={"dataset": "imagenet"}),
+     "spec.trainer.dataset must be one of digits, synthetic, cifar10, cifar100, mnist, "
+     "fashion-mnist, image-folder, ptb (got 'imagenet'), or set spec.trainer.command"),
+    (lambda d: d["spec"].update(trainer={"reward": {"transform": "inverse_square"}}),
+     "spec.trainer.reward.transform must be one of identity, square, cube, inverse, "
+     "inverse-square (got 'inverse_square')"),
+    (lambda d: d["spec"].update(trainer={"reward": {"lastEpochs": 0}}),
+     "spec.trainer.reward.lastEpochs must be >= 1 (got 0)"),
+    (lambda d: d["spec"].update(trainer={"reward": {"c": 0}}),
+     "spec.trainer.reward.c must be > 0 (got 0)"),
+    (lambda d: d["spec"].update(trainer={"labelSmoothing": 1}),
+     "spec.trainer.labelSmoothing must be in [0, 1) (got 1)"),
+    (lambda d: d["spec"].update(trainer={"image": ""}),
+     "spec.trainer.image must not be empty (leave it out for the operator's trainer image)"),
+    (lambda d: d["spec"].update(trainer={"evalBatchSize": 64}),
+     "spec.trainer.evalBatchSize is not a field (valid: "),
+    (lambda d: d["spec"].update(trainer={"cudaGraph": True}),
+     "spec.trainer.cudaGraph must be a string (got True)"),
+    (lambda d: d["spec"].update(trainer={"device": "tpu"}),
+     "spec.trainer.device must be auto, cpu, mps or cuda[:N] (got 'tpu')"),
+    (lambda d: d["spec"].update(trainer={"resources": {"limits": {"cpu": 0.5}}}),
+     "spec.trainer.resources.limits.cpu must be a quantity such as 500m, 2 or 1Gi (got 0.5)"),
+    (lambda d: d["spec"].update(trainer={"env": [{"value": "1"}]}),
+     "spec.trainer.env[0].name is required: a non-empty string (got None)"),
+    (lambda d: d["spec"].update(trainer={"augment": "yes"}),
+     "spec.trainer.augment must be true, false or {pad, flip} (got 'yes')"),
     (lambda d: d["spec"].update(trainer={"command": []}), "spec.trainer.command must not be empty"),
     (lambda d: d["spec"].update(trainer={"reward": {"lastEpoch": 5}}),
      "spec.trainer.reward.lastEpoch is not a field (valid: metric, transform, lastEpochs, c)"),
@@ -117,12 +151,19 @@ def test_full_contract_example():
      "spec.trainer.dataPath is required for dataset image-folder"),
     (lambda d: d["spec"].update(storage={"retentionPolicy": "Keep"}),
      "spec.storage.retentionPolicy must be one of Retain, Delete (got 'Keep')"),
+    (lambda d: d["spec"].update(storage={"claimName": "mine", "retentionPolicy": "Delete"}),
+     "spec.storage.retentionPolicy Delete applies only to a volume the operator makes"),
+    (lambda d: d["spec"].update(storage={"accessModes": []}),
+     "spec.storage.accessModes must not be empty"),
+    (lambda d: d["spec"].update(storage={"size": "big"}),
+     "spec.storage.size must be a quantity such as 500m, 2 or 1Gi (got 'big')"),
     (lambda d: d["spec"].update(suspended=True),
      "spec.suspended is not a field (valid: searchSpace, strategy, trials, trainer, storage, "
      "suspend)"),
     (lambda d: d["spec"].pop("searchSpace"),
      "spec.searchSpace.name must be one of macro-cnn"),
     (lambda d: d["metadata"].update(name="Cora_Search"), "metadata.name must be a DNS label"),
+    (lambda d: d["metadata"].update(name="x" * 51), "at most 50 characters"),
     (lambda d: d.update(apiVersion="archsearch.io/v1"),
      "apiVersion must be archsearch.io/v1alpha1 (got 'archsearch.io/v1')"),
     (lambda d: d.update(kind="Search"), "kind must be ArchitectureSearch (got 'Search')"),
@@ -148,3 +189,19 @@ def test_unreadable_files_are_manifest_errors(tmp_path):
     broken.write_text("spec: [unclosed\n")
     with pytest.raises(ManifestError, match="not valid YAML"):
         load_search(broken)
+
+
+def test_a_small_population_takes_the_whole_population_as_sample():
+    """sampleSize defaults to 3, or the population when smaller (the CRD accepts
+    population 2 alone: so must the strategy)."""
+    doc = minimal(strategy={"name": "regularized-evolution", "population": 2})
+    manifest = parse_search(doc)
+    strategy = manifest.strategy.build(manifest.space.build())
+    assert strategy.population_size == strategy.sample_size == 2
+
+
+def test_empty_strings_mean_unset_where_the_operator_reads_them_so():
+    manifest = parse_search(minimal(storage={"claimName": "", "storageClassName": "",
+                                             "retentionPolicy": "Delete"},
+                                    trainer={"priorityClassName": ""}))
+    assert manifest.storage.claim_name == "" and manifest.storage.retention_policy == "Delete"

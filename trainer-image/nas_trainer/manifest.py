@@ -23,10 +23,31 @@ from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
 API_VERSION = "archsearch.io/v1alpha1"
 KIND = "ArchitectureSearch"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# spec.trainer keys that shape the pod, not the training (never passed to the trainer).
+# Trial Jobs are named <search>-<index:05d> and Job names must fit in 63 characters.
+MAX_NAME_LENGTH = 50
+# spec.trainer keys that shape the pod, not the training (never passed to the trainer;
+# the operator's trial_job.POD_FIELDS and the trainer's config.POD_KEYS are the same).
 POD_KEYS = ("image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
-            "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume")
+            "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
+            "imagePullPolicy", "runtimeClassName", "serviceAccountName", "securityContext")
 RETENTION_POLICIES = ("Retain", "Delete")
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
+IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# The built-in trainer's datasets and reward transforms (nas_trainer.data.DATASETS and
+# nas_trainer.training.config.REWARD_TRANSFORMS, which import torch; a unit test keeps
+# these copies equal, and equal to the CRD's).
+DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist",
+            "image-folder", "ptb")
+REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
+CUDA_GRAPH_MODES = ("auto", "on", "off")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+# A resource.Quantity, as the CRD's pattern (and Kubernetes) spells it.
+QUANTITY = re.compile(r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+                      r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+# The custom space's decisions, as the CRD bounds them.
+DECISION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_DECISIONS = 256
+MAX_CHOICES = 1024
 
 
 class ManifestError(ValueError):
@@ -56,18 +77,22 @@ class _Section:
         value = self.values.get(key)
         return default if value is None else value
 
-    def string(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()
-               ) -> str | None:
+    def string(self, key: str, default: str | None = None, choices: tuple[str, ...] = (),
+               nonempty: str | None = None) -> str | None:
+        """`nonempty`: the message's advice when the string may not be "" (e.g. what
+        leaving the field out does)."""
         value = self.raw(key, default)
         if value is not None and not isinstance(value, str):
             raise ManifestError(f"{self.field(key)} must be a string (got {value!r})")
-        if choices and value not in choices:
+        if choices and value is not None and value not in choices:
             raise ManifestError(f"{self.field(key)} must be one of {', '.join(choices)} "
                                 f"(got {value!r})")
+        if nonempty is not None and value == "":
+            raise ManifestError(f"{self.field(key)} must not be empty ({nonempty})")
         return value
 
-    def integer(self, key: str, default: int | None = None, minimum: int | None = None
-                ) -> int | None:
+    def integer(self, key: str, default: int | None = None, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
         value = self.raw(key, default)
         if value is None:
             return None
@@ -75,17 +100,32 @@ class _Section:
             raise ManifestError(f"{self.field(key)} must be an integer (got {value!r})")
         if minimum is not None and value < minimum:
             raise ManifestError(f"{self.field(key)} must be >= {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise ManifestError(f"{self.field(key)} must be <= {maximum} (got {value})")
         return value
 
-    def number(self, key: str, default: float | None = None, positive: bool = False
-               ) -> float | None:
+    def number(self, key: str, default: float | None = None, minimum: float | None = None,
+               maximum: float | None = None, exclusive_minimum: bool = False,
+               exclusive_maximum: bool = False) -> float | None:
+        """A number; bounds as the CRD's (OpenAPI v3.0: exclusiveMinimum is a flag)."""
         value = self.raw(key, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ManifestError(f"{self.field(key)} must be a number (got {value!r})")
-        if positive and value <= 0:
-            raise ManifestError(f"{self.field(key)} must be > 0 (got {value})")
+        below = minimum is not None and (value <= minimum if exclusive_minimum
+                                         else value < minimum)
+        above = maximum is not None and (value >= maximum if exclusive_maximum
+                                         else value > maximum)
+        if below or above:
+            if minimum is not None and maximum is not None:
+                rule = (f"in {'(' if exclusive_minimum else '['}{minimum:g}, {maximum:g}"
+                        f"{')' if exclusive_maximum else ']'}")
+            elif minimum is not None:
+                rule = f"{'>' if exclusive_minimum else '>='} {minimum:g}"
+            else:
+                rule = f"{'<' if exclusive_maximum else '<='} {maximum:g}"
+            raise ManifestError(f"{self.field(key)} must be {rule} (got {value})")
         return float(value)
 
     def boolean(self, key: str, default: bool = False) -> bool:
@@ -108,17 +148,41 @@ class _Section:
             raise ManifestError(f"{self.field(key)} must be a mapping (got {value!r})")
         return dict(value)
 
-    def sequence(self, key: str) -> list[Any]:
+    def sequence(self, key: str, required: tuple[str, ...] = ()) -> list[Any]:
+        """A list of mappings (core/v1 objects), each with the `required` string fields;
+        "name", when required, must not be empty."""
         value = self.raw(key, [])
         if not isinstance(value, list):
             raise ManifestError(f"{self.field(key)} must be a list (got {value!r})")
+        for i, item in enumerate(value):
+            where = f"{self.field(key)}[{i}]"
+            if not isinstance(item, Mapping):
+                raise ManifestError(f"{where} must be a mapping (got {item!r})")
+            for name in required:
+                if not isinstance(item.get(name), str) or (name == "name" and not item[name]):
+                    raise ManifestError(f"{where}.{name} is required: a non-empty string "
+                                        f"(got {item.get(name)!r})")
         return list(value)
+
+    def quantity(self, key: str, default: Any = None) -> str | int | None:
+        value = self.raw(key, default)
+        if value is not None:
+            check_quantity(value, self.field(key))
+        return value
 
     def finish(self, open_keys: bool = False) -> None:
         unknown = [key for key in self.values if key not in self.known]
         if unknown and not open_keys:
             raise ManifestError(f"{self.field(unknown[0])} is not a field "
                                 f"(valid: {', '.join(self.known)})")
+
+
+def check_quantity(value: Any, path: str) -> None:
+    """An integer or a resource.Quantity string (the CRD's int-or-string with a pattern)."""
+    if isinstance(value, bool) or not (isinstance(value, int) or
+                                       (isinstance(value, str) and QUANTITY.match(value))):
+        raise ManifestError(f"{path} must be a quantity such as 500m, 2 or 1Gi "
+                            f"(got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -224,9 +288,10 @@ def parse_search(doc: Any) -> SearchManifest:
                             f"(valid: apiVersion, kind, metadata, spec)")
     metadata = _Section(doc.get("metadata"), "metadata")
     name = metadata.string("name")
-    if not name or len(name) > 63 or not DNS_LABEL.match(name):
+    if not name or len(name) > MAX_NAME_LENGTH or not DNS_LABEL.match(name):
         raise ManifestError(f"metadata.name must be a DNS label: lowercase letters, digits and "
-                            f"'-', at most 63 characters (got {name!r})")
+                            f"'-', at most {MAX_NAME_LENGTH} characters (trial Jobs are named "
+                            f"<search>-<index:05d>) (got {name!r})")
     namespace = metadata.string("namespace")
     metadata.finish(open_keys=True)  # labels, annotations, ...: Kubernetes' business
 
@@ -269,6 +334,8 @@ def _parse_space(section: _Section) -> SpaceSpec:
     if name != "custom" and decisions is not None:
         raise ManifestError(f"spec.searchSpace.decisions is only for the custom space "
                             f"(got it with {name})")
+    if decisions is not None:
+        _check_decision_bounds(decisions)
     spec = SpaceSpec(name=name, options=options,
                      decisions=tuple(decisions) if decisions is not None else None)
     try:
@@ -280,13 +347,32 @@ def _parse_space(section: _Section) -> SpaceSpec:
     return spec
 
 
+def _check_decision_bounds(decisions: Any) -> None:
+    """What the CRD bounds and the custom space itself does not: sizes and name spelling
+    (the space checks the rest: mappings, duplicates, scalar choices)."""
+    if isinstance(decisions, list) and len(decisions) > MAX_DECISIONS:
+        raise ManifestError(f"spec.searchSpace.decisions must have at most {MAX_DECISIONS} "
+                            f"entries (got {len(decisions)})")
+    for i, entry in enumerate(decisions if isinstance(decisions, list) else ()):
+        if not isinstance(entry, Mapping):
+            continue
+        name, choices = entry.get("name"), entry.get("choices")
+        if isinstance(name, str) and name and (len(name) > 63 or not DECISION_NAME.match(name)):
+            raise ManifestError(f"spec.searchSpace.decisions[{i}].name must be at most 63 "
+                                f"letters, digits, '_', '-' or '.' (got {name!r})")
+        if isinstance(choices, list) and len(choices) > MAX_CHOICES:
+            raise ManifestError(f"spec.searchSpace.decisions[{i}].choices must have at most "
+                                f"{MAX_CHOICES} values (got {len(choices)})")
+
+
 def _parse_strategy(section: _Section) -> StrategySpec:
     name = section.string("name", "reinforce")
     if name not in STRATEGY_NAMES:
         raise ManifestError(f"spec.strategy.name must be one of {', '.join(STRATEGY_NAMES)} "
                             f"(got {name!r})")
     seed = section.integer("seed", 0, minimum=0)
-    hyperparameters = {k: v for k, v in section.values.items() if k not in ("name", "seed")}
+    hyperparameters = {k: v for k, v in section.values.items()
+                       if k not in ("name", "seed") and v is not None}
     try:
         hyperparameter_arguments(name, hyperparameters)
     except ValueError as err:
@@ -297,10 +383,11 @@ def _parse_strategy(section: _Section) -> StrategySpec:
 def _parse_trials(section: _Section) -> TrialsSpec:
     defaults = TrialsSpec()
     trials = TrialsSpec(
-        max=section.integer("max", defaults.max, minimum=1),
-        parallelism=section.integer("parallelism", defaults.parallelism, minimum=1),
+        max=section.integer("max", defaults.max, minimum=1, maximum=1_000_000),
+        parallelism=section.integer("parallelism", defaults.parallelism, minimum=1,
+                                    maximum=10_000),
         max_failed=section.integer("maxFailed", defaults.max_failed, minimum=0),
-        retries=section.integer("retries", defaults.retries, minimum=0),
+        retries=section.integer("retries", defaults.retries, minimum=0, maximum=100),
         timeout_seconds=section.integer("timeoutSeconds", defaults.timeout_seconds, minimum=1),
         goal=section.number("goal", None),
     )
@@ -311,61 +398,144 @@ def _parse_trials(section: _Section) -> TrialsSpec:
     return trials
 
 
+def _parse_reward(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    section = _Section(value, "spec.trainer.reward")
+    section.string("metric", nonempty="leave it out for the space's default metric")
+    section.string("transform", choices=REWARD_TRANSFORMS)
+    section.integer("lastEpochs", minimum=1)
+    section.number("c", minimum=0, exclusive_minimum=True)
+    section.finish()
+    return dict(section.values)
+
+
+def _parse_resources(section: _Section) -> dict[str, Any]:
+    resources = section.mapping("resources")
+    for kind, amounts in resources.items():
+        path = f"spec.trainer.resources.{kind}"
+        if kind not in ("limits", "requests"):
+            raise ManifestError(f"{path} is not a field (valid: limits, requests)")
+        if amounts is None:
+            continue
+        if not isinstance(amounts, Mapping):
+            raise ManifestError(f"{path} must be a mapping of resource names to quantities "
+                                f"(got {amounts!r})")
+        for resource, amount in amounts.items():
+            check_quantity(amount, f"{path}.{resource}")
+    return resources
+
+
 def _parse_trainer(section: _Section) -> TrainerSpec:
-    reward = section.raw("reward")
-    if reward is not None:
-        reward_section = _Section(reward, "spec.trainer.reward")
-        reward_section.string("metric")
-        reward_section.string("transform")  # the trainer knows its transforms
-        reward_section.integer("lastEpochs", minimum=1)
-        reward_section.number("c", positive=True)
-        reward_section.finish()
     command = section.string_list("command")
     if command is not None and not command:
         raise ManifestError("spec.trainer.command must not be empty (leave it out to run "
                             "the built-in nas-train)")
+    dataset = section.string("dataset")
+    if command is None and dataset is not None and dataset not in DATASETS:
+        raise ManifestError(f"spec.trainer.dataset must be one of {', '.join(DATASETS)} "
+                            f"(got {dataset!r}), or set spec.trainer.command to run your own "
+                            f"trainer")
+    node_selector = section.mapping("nodeSelector")
+    for key, value in node_selector.items():
+        if not isinstance(value, str):
+            raise ManifestError(f"spec.trainer.nodeSelector.{key} must be a string, quoted if "
+                                f"it looks like a number or boolean (got {value!r})")
     trainer = TrainerSpec(
-        image=section.string("image"),
+        image=section.string("image", nonempty="leave it out for the operator's trainer image"),
         command=command,
         args=section.string_list("args") or (),
-        dataset=section.string("dataset"),
-        data_path=section.string("dataPath"),
+        dataset=dataset,
+        data_path=section.string("dataPath", nonempty="leave it out for the dataset's default"),
         epochs=section.integer("epochs", minimum=1),
         batch_size=section.integer("batchSize", minimum=1),
-        learning_rate=section.number("learningRate", positive=True),
-        reward=dict(reward) if reward is not None else None,
+        learning_rate=section.number("learningRate", minimum=0, exclusive_minimum=True),
+        reward=_parse_reward(section.raw("reward")),
         deterministic=section.boolean("deterministic", False),
-        resources=section.mapping("resources"),
-        node_selector=section.mapping("nodeSelector"),
+        resources=_parse_resources(section),
+        node_selector=node_selector,
         tolerations=tuple(section.sequence("tolerations")),
         affinity=section.mapping("affinity"),
         priority_class_name=section.string("priorityClassName", "") or "",
-        env=tuple(section.sequence("env")),
-        volumes=tuple(section.sequence("volumes")),
-        volume_mounts=tuple(section.sequence("volumeMounts")),
+        env=tuple(section.sequence("env", required=("name",))),
+        volumes=tuple(section.sequence("volumes", required=("name",))),
+        volume_mounts=tuple(section.sequence("volumeMounts", required=("name", "mountPath"))),
         mount_search_volume=section.boolean("mountSearchVolume", False),
         document=dict(section.values),
     )
-    # Further keys configure the trainer itself (the built-in one documents its own, a
-    # user's trainer may take any): passed through in config(), checked by the trainer.
-    section.finish(open_keys=True)
+    section.string("imagePullPolicy", choices=IMAGE_PULL_POLICIES)
+    section.string("runtimeClassName")
+    section.string("serviceAccountName")
+    section.mapping("securityContext")
+    # The built-in trainer's own settings (nas_trainer.training.config.TrainerConfig),
+    # checked as the CRD and the trainer check them: the same manifest that kubectl
+    # accepts runs in the trial pod.
+    section.mapping("datasetOptions")
+    section.boolean("download", True)
+    section.number("validation", minimum=0, exclusive_minimum=True)
+    section.integer("splitSeed")
+    section.number("momentum", minimum=0)
+    section.boolean("nesterov")
+    section.number("weightDecay", minimum=0)
+    section.number("labelSmoothing", minimum=0, maximum=1, exclusive_maximum=True)
+    section.number("gradClip", minimum=0)
+    section.number("warmupFraction", minimum=0, maximum=1, exclusive_maximum=True)
+    _check_augment(section.raw("augment"))
+    section.number("dropPath", minimum=0, maximum=1, exclusive_maximum=True)
+    section.number("auxWeight", minimum=0)
+    section.mapping("model")
+    section.integer("bptt", minimum=1)
+    section.integer("seed")
+    device = section.string("device", "auto")
+    if not DEVICE.match(device):
+        raise ManifestError(f"spec.trainer.device must be auto, cpu, mps or cuda[:N] "
+                            f"(got {device!r})")
+    section.string("cudaGraph", choices=CUDA_GRAPH_MODES)
+    section.integer("cpuThreads", minimum=1)
+    # The CRD has no other fields: an unknown key (a typo) is refused here as kubectl's
+    # strict field validation refuses it, not ignored by the trainer.
+    section.finish()
     if trainer.dataset == "image-folder" and not trainer.data_path:
         raise ManifestError("spec.trainer.dataPath is required for dataset image-folder")
     return trainer
 
 
+def _check_augment(value: Any) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    section = _Section(value, "spec.trainer.augment") if isinstance(value, Mapping) else None
+    if section is None:
+        raise ManifestError(f"spec.trainer.augment must be true, false or {{pad, flip}} "
+                            f"(got {value!r})")
+    section.integer("pad", minimum=0)
+    section.boolean("flip")
+    section.finish()
+
+
 def _parse_storage(section: _Section) -> StorageSpec:
     defaults = StorageSpec()
-    size = section.raw("size", defaults.size)
-    if not isinstance(size, (str, int)) or isinstance(size, bool):
-        raise ManifestError(f"spec.storage.size must be a quantity such as 1Gi (got {size!r})")
-    access_modes = section.string_list("accessModes") or defaults.access_modes
+    size = section.quantity("size", defaults.size)
+    access_modes = section.string_list("accessModes")
+    if access_modes is not None:
+        if not access_modes:
+            raise ManifestError("spec.storage.accessModes must not be empty (leave it out for "
+                                "ReadWriteOnce)")
+        for mode in access_modes:
+            if mode not in ACCESS_MODES:
+                raise ManifestError(f"spec.storage.accessModes must be among "
+                                    f"{', '.join(ACCESS_MODES)} (got {mode!r})")
+        if len(set(access_modes)) != len(access_modes):
+            raise ManifestError(f"spec.storage.accessModes lists a mode twice "
+                                f"(got {list(access_modes)})")
     storage = StorageSpec(
         claim_name=section.string("claimName", "") or "",
         size=str(size),
         storage_class_name=section.string("storageClassName", "") or "",
-        access_modes=access_modes,
+        access_modes=access_modes or defaults.access_modes,
         retention_policy=section.string("retentionPolicy", "Retain", RETENTION_POLICIES),
     )
     section.finish()
+    if storage.claim_name and storage.retention_policy == "Delete":
+        raise ManifestError("spec.storage.retentionPolicy Delete applies only to a volume the "
+                            "operator makes; remove claimName or use Retain")
     return storage

@@ -1,12 +1,24 @@
 """Strategy hyperparameters by their manifest names (contract 1), checked without
-importing any strategy (so `nas validate` and the manifest parser stay torch-free)."""
+importing any strategy (so `nas validate` and the manifest parser stay torch-free).
+
+Each one's type, bounds and choices are data, not code: the CRD's `spec.strategy` schema
+declares the same (tests/unit/test_manifest_crd_agreement.py keeps them equal)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 POLICY_STRATEGIES = ("reinforce", "ppo")
 STRATEGY_NAMES = ("reinforce", "ppo", "regularized-evolution", "tpe", "random")
+REWARD_NORMALIZATIONS = ("none", "std", "rank")
+# regularized-evolution's defaults (the strategy's own): sampleSize defaults to
+# min(3, population), and must be <= population.
+DEFAULT_POPULATION = 10
+DEFAULT_SAMPLE_SIZE = 3
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -15,36 +27,57 @@ class Hyperparameter:
     argument: str                      # the strategy constructor's keyword
     kind: type                         # int, float or str
     strategies: tuple[str, ...]
-    check: Callable[[Any], bool]
-    rule: str                          # the check, in words, for messages
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False    # minimum < value rather than minimum <= value
+    exclusive_maximum: bool = False
+    choices: tuple[str, ...] = ()      # for kind str
+
+    def check(self, value: Any) -> bool:
+        if self.choices and value not in self.choices:
+            return False
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum
+                                         else value < self.minimum):
+            return False
+        if self.maximum is not None and (value >= self.maximum if self.exclusive_maximum
+                                         else value > self.maximum):
+            return False
+        return True
+
+    @property
+    def rule(self) -> str:
+        """The check, in words, for messages."""
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return (f"in {'(' if self.exclusive_minimum else '['}{_number(low)}, "
+                    f"{_number(high)}{')' if self.exclusive_maximum else ']'}")
+        if low is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {_number(low)}"
+        if high is not None:
+            return f"{'<' if self.exclusive_maximum else '<='} {_number(high)}"
+        return {int: "an integer", float: "a number", str: "a string"}[self.kind]
 
 
 HYPERPARAMETERS: dict[str, Hyperparameter] = {h.name: h for h in (
-    Hyperparameter("lstmLayers", "lstm_layers", int, POLICY_STRATEGIES,
-                   lambda v: v >= 1, ">= 1"),
-    Hyperparameter("hiddenSize", "hidden_size", int, POLICY_STRATEGIES,
-                   lambda v: v >= 1, ">= 1"),
-    Hyperparameter("learningRate", "learning_rate", float, POLICY_STRATEGIES,
-                   lambda v: v > 0, "> 0"),
-    Hyperparameter("baselineDecay", "baseline_decay", float, POLICY_STRATEGIES,
-                   lambda v: 0 <= v < 1, "in [0, 1)"),
-    Hyperparameter("entropyWeight", "entropy_weight", float, POLICY_STRATEGIES,
-                   lambda v: v >= 0, ">= 0"),
-    Hyperparameter("batchSize", "batch_size", int, POLICY_STRATEGIES,
-                   lambda v: v >= 1, ">= 1"),
+    Hyperparameter("lstmLayers", "lstm_layers", int, POLICY_STRATEGIES, 1, 8),
+    Hyperparameter("hiddenSize", "hidden_size", int, POLICY_STRATEGIES, 1, 4096),
+    Hyperparameter("learningRate", "learning_rate", float, POLICY_STRATEGIES, 0,
+                   exclusive_minimum=True),
+    Hyperparameter("baselineDecay", "baseline_decay", float, POLICY_STRATEGIES, 0, 1,
+                   exclusive_maximum=True),
+    Hyperparameter("entropyWeight", "entropy_weight", float, POLICY_STRATEGIES, 0),
+    Hyperparameter("batchSize", "batch_size", int, POLICY_STRATEGIES, 1, 1024),
     Hyperparameter("rewardNormalization", "reward_normalization", str, POLICY_STRATEGIES,
-                   lambda v: v in ("none", "std", "rank"), "one of none, std, rank"),
-    Hyperparameter("failureReward", "failure_reward", float, POLICY_STRATEGIES,
-                   lambda v: True, "a number"),
-    Hyperparameter("clipEpsilon", "clip_epsilon", float, ("ppo",),
-                   lambda v: 0 < v < 1, "in (0, 1)"),
-    Hyperparameter("ppoEpochs", "ppo_epochs", int, ("ppo",), lambda v: v >= 1, ">= 1"),
-    Hyperparameter("population", "population", int, ("regularized-evolution",),
-                   lambda v: v >= 1, ">= 1"),
-    Hyperparameter("sampleSize", "sample_size", int, ("regularized-evolution",),
-                   lambda v: v >= 1, ">= 1"),
-    Hyperparameter("startupTrials", "startup_trials", int, ("tpe",),
-                   lambda v: v >= 0, ">= 0"),
+                   choices=REWARD_NORMALIZATIONS),
+    Hyperparameter("failureReward", "failure_reward", float, POLICY_STRATEGIES),
+    Hyperparameter("clipEpsilon", "clip_epsilon", float, ("ppo",), 0, 1,
+                   exclusive_minimum=True, exclusive_maximum=True),
+    Hyperparameter("ppoEpochs", "ppo_epochs", int, ("ppo",), 1, 100),
+    Hyperparameter("population", "population", int, ("regularized-evolution",), 1, 100000),
+    Hyperparameter("sampleSize", "sample_size", int, ("regularized-evolution",), 1, 100000),
+    Hyperparameter("startupTrials", "startup_trials", int, ("tpe",), 0),
 )}
 
 
@@ -78,8 +111,14 @@ def hyperparameter_arguments(strategy: str, values: Mapping[str, Any]) -> dict[s
         if not spec.check(value):
             raise ValueError(f"{name} must be {spec.rule} (got {value!r})")
         arguments[spec.argument] = value
-    population = arguments.get("population", 10)
-    if arguments.get("sample_size", min(3, population)) > population:
-        raise ValueError(f"sampleSize must be <= population "
-                         f"(got {arguments.get('sample_size')} > {population})")
+    if strategy == "regularized-evolution":
+        population = arguments.get("population", DEFAULT_POPULATION)
+        if "sample_size" not in arguments:
+            # A small population without a sampleSize: the tournament takes all of it.
+            if population < DEFAULT_SAMPLE_SIZE:
+                arguments["sample_size"] = population
+        elif arguments["sample_size"] > population:
+            given = "" if "population" in arguments else f" (default {DEFAULT_POPULATION})"
+            raise ValueError(f"sampleSize must be <= population{given} "
+                             f"(got {arguments['sample_size']} > {population})")
     return arguments
