@@ -190,6 +190,14 @@ def crds(cluster) -> None:
         "the ArchitectureSearch resource to be served",
         timeout=30,
     )
+    # the aggregated OpenAPI document (what `kubectl explain` reads) is rebuilt after that
+    wait_for(
+        lambda: kubectl(
+            cluster, "explain", "archsearch.spec.trials", check=False
+        ).returncode == 0,
+        "the ArchitectureSearch schema to be published in OpenAPI",
+        timeout=60,
+    )
 
 
 class OperatorProcess:
