@@ -350,15 +350,15 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             agg = r["images"] / r["seconds"]
             print(f"{r['k']:<8}{r['seconds']:>9.2f}{agg:>20,.0f}{agg / single:>9.2f}")
         best = max(packs, key=lambda r: r["images"] / r["seconds"])
-        from nas_trainer.training.packing import choose_pack_size
-
         first = packs[0]
-        step_flops = 3 * first.get("flops", 0) * args.batch
-        chosen = choose_pack_size(step_flops, first.get("peak_bytes", 1),
-                                  first.get("free_bytes", 1 << 40))
-        print(f"best measured K = {best['k']}; packing.choose_pack_size picks K = {chosen} "
-              f"(step {step_flops / 1e9:.0f} GFLOP, child {first.get('peak_bytes', 0) / 2**30:.2f}"
-              f" GiB)")
+        if "peak_bytes" in first:  # the rule is for GPUs
+            from nas_trainer.training.packing import choose_pack_size
+
+            step_flops = 3 * first["flops"] * args.batch
+            chosen = choose_pack_size(step_flops, first["peak_bytes"], first["free_bytes"])
+            print(f"best measured K = {best['k']}; packing.choose_pack_size picks K = "
+                  f"{chosen} (step {step_flops / 1e9:.0f} GFLOP, child "
+                  f"{first['peak_bytes'] / 2**30:.2f} GiB)")
     if ref and "trainer" in results and "seconds" in results["trainer"]:
         print(f"\ntrainer / hand-written CUDA-graph loop: "
               f"{results['trainer']['seconds'] / ref:.2f}× (target ≤ 1.10× on an H100)")
