@@ -130,3 +130,27 @@ def test_export_rebuilds_the_trained_network(tmp_path):
     assert len(checkpoint["normalization"]["mean"]) == 1
     with pytest.raises(FileNotFoundError, match="did not mount"):
         load_trained_model(tmp_path, 8)
+
+
+def test_a_nas_bench_graph_trial_is_answered_from_the_table_without_torch(tmp_path):
+    """A tabular trial pod must not pay seconds of torch import for a table lookup."""
+    from nas_trainer.spaces import get_space
+    import random
+
+    arch = get_space("nas-bench-graph", {"dataset": "cora"}).random(random.Random(3)).to_json()
+    log = tmp_path / "termination-log"
+    probe = (
+        "import sys, json; from nas_trainer import train_cli\n"
+        f"code = train_cli.main(['-a', {str(tmp_path / 'a.json')!r}, '--termination-log', "
+        f"{str(log)!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))\n"
+    )
+    (tmp_path / "a.json").write_text(json.dumps(arch))
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "torch": False}
+    result = json.loads(log.read_text())
+    assert result["execution"] == "table" and 0 < result["reward"] <= 1
+    assert result["metrics"]["test_accuracy"] > 0
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["reward"] == result["reward"]

@@ -96,11 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     log_path = termination_path(args.termination_log)
-    # torch is imported here, after argument parsing, and counted in `seconds`.
-    from .models import ArchitectureError
-    from .training import (ConfigError, TrainerConfig, error_json, train_architecture,
-                           write_termination_message)
-    from .training.run import log_to_stderr
+    from .errors import ArchitectureError
+    from .training.result import error_json, write_termination_message
 
     def fail(message: str, permanent: bool) -> int:
         print(f"nas-train: {'invalid' if permanent else 'error'}: {message}", file=sys.stderr)
@@ -111,6 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         architecture = read_document(args.architecture, "NAS_ARCHITECTURE", "architecture")
         if not isinstance(architecture, dict):
             raise InputError("the architecture must be a JSON object (contract 2)")
+        if architecture.get("space") == "nas-bench-graph":
+            return answer_from_table(architecture, args, started, log_path)
+    except (InputError, ArchitectureError) as err:
+        return fail(str(err), permanent=True)
+    # torch is imported here, after argument parsing, and counted in `seconds`.
+    from .training import ConfigError, TrainerConfig, train_architecture
+    from .training.run import log_to_stderr
+
+    try:
         config_doc = trainer_block(read_document(args.config, "NAS_TRAINER_CONFIG", "config")
                                    if args.config or os.environ.get("NAS_TRAINER_CONFIG")
                                    else {})
@@ -131,6 +137,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         return fail(f"{type(err).__name__}: {err}", permanent=False)
     doc = outcome.result.to_json()
+    write_termination_message(log_path, doc)
+    print(json.dumps(doc, sort_keys=True))
+    return EXIT_OK
+
+
+def answer_from_table(architecture: dict[str, Any], args: argparse.Namespace, started: float,
+                      log_path: str | None) -> int:
+    """A nas-bench-graph trial: a table lookup, without torch (about a second a pod)."""
+    from .training.result import write_termination_message, write_trial_folder
+    from .training.tabular import tabular_result
+
+    doc = tabular_result(architecture, started).to_json()
+    out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
+    if out:
+        write_trial_folder(Path(out), doc, [])
     write_termination_message(log_path, doc)
     print(json.dumps(doc, sort_keys=True))
     return EXIT_OK

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ArchitectureError
 
-class ArchitectureError(ValueError):
-    """The architecture JSON cannot be built: a permanent failure for that architecture."""
+__all__ = ["ArchitectureError"]
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: tuple[int, int], stride: int = 1) -> nn.Sequential:

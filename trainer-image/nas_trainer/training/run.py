@@ -29,7 +29,7 @@ from .image import ImageTraining, device_splits
 from .language import LanguageTraining
 from .result import TrialResult, save_model, write_trial_folder
 from .reward import compute_reward
-from .tabular import lookup_nas_bench_graph
+from .tabular import tabular_result
 
 IMAGE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 LANGUAGE_METRICS = ("train_loss", "val_loss", "val_perplexity")
@@ -130,12 +130,7 @@ def to_floats(metrics: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
 
 
 def tabular_outcome(architecture: Mapping[str, Any], started: float) -> TrialOutcome:
-    answer = lookup_nas_bench_graph(architecture)
-    result = TrialResult(reward=answer["reward"], metrics=answer["metrics"], epochs=0,
-                         seconds=time.perf_counter() - started, parameters=answer["parameters"],
-                         flops=0, device="none", execution="table",
-                         hash=architecture.get("hash"))
-    return TrialOutcome(result)
+    return TrialOutcome(tabular_result(architecture, started))
 
 
 def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *,

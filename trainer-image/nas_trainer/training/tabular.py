@@ -2,10 +2,12 @@
 architecture's results (Qin et al. 2022). reward = valid_perf; test accuracy = perf."""
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from typing import Any, Mapping
 
-from ..models import ArchitectureError
+from ..errors import ArchitectureError
+from .result import TrialResult
 
 
 @lru_cache(maxsize=None)
@@ -41,3 +43,12 @@ def lookup_nas_bench_graph(architecture: Mapping[str, Any]) -> dict[str, Any]:
                         "test_accuracy": float(entry["perf"]),
                         "latency": float(entry["latency"])},
             "parameters": int(round(float(entry["para"]) * 1e6))}
+
+
+def tabular_result(architecture: Mapping[str, Any], started: float) -> TrialResult:
+    """The contract-3 result of a nas-bench-graph trial (torch is never imported)."""
+    answer = lookup_nas_bench_graph(architecture)
+    return TrialResult(reward=answer["reward"], metrics=answer["metrics"], epochs=0,
+                       seconds=time.perf_counter() - started, parameters=answer["parameters"],
+                       flops=0, device="none", execution="table",
+                       hash=architecture.get("hash"))
