@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from test_operator_fixtures import events_of
+from test_operator_fixtures import events_of, kubectl
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply, assert_volume_agrees_with_trials, crds, search, search_object, search_operator,
     wait_final,
@@ -46,7 +46,17 @@ def test_nas_bench_graph_search_of_50_trials_completes_and_agrees_with_its_volum
     assert any(e.startswith("TrialCreated: trial cora-00049") for e in events)
     assert any(e.startswith("NewBest:") for e in events)
     assert any(e.startswith("SearchDecided: MaxTrialsReached") for e in events)
+    # what a user reads with kubectl: one row for the search, a results table of trials
+    searches = kubectl(cluster, "get", "archsearch", "-n", namespace).stdout
+    table = kubectl(cluster, "get", "trials", "-n", namespace).stdout
+    (cluster.run_dir / "kubectl-get-cora.txt").write_text(searches + "\n" + table)
+    row = searches.splitlines()[1].split()
+    assert row[:2] == ["cora", "Succeeded"], searches
+    assert str(status["best"]["reward"])[:5] in searches, searches
+    rows = table.splitlines()[1:]
+    assert len(rows) == 50 and all(" Succeeded " in r for r in rows), table
     print(f"\n50-trial nas-bench-graph search on the test cluster: {seconds:.1f}s")
+    print(searches + table.splitlines()[0] + "\n" + "\n".join(rows[:5]))
 
 
 def test_goal_stops_the_search_and_the_trials_still_running_are_recorded(
