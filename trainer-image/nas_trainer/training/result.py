@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from ..results import atomic_write
 
 SCHEMA = "nas.result/v1"
 MODEL_SCHEMA = "nas.model/v1"
@@ -73,16 +74,6 @@ def compact(doc: Mapping[str, Any], limit: int = TERMINATION_LIMIT) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
 def write_termination_message(path: str | Path | None, doc: Mapping[str, Any]) -> None:
     """Write the compact result where Kubernetes reads the termination message."""
     if not path:
@@ -95,8 +86,9 @@ def write_trial_folder(out_dir: Path, result: Mapping[str, Any],
                        history: list[Mapping[str, Any]]) -> None:
     """result.json and epochs.jsonl (one JSON object per epoch)."""
     lines = "".join(json.dumps(clean(dict(epoch)), sort_keys=True) + "\n" for epoch in history)
-    write_atomic(out_dir / "epochs.jsonl", lines)
-    write_atomic(out_dir / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write(out_dir / "epochs.jsonl", lines.encode())
+    atomic_write(out_dir / "result.json",
+                 (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
 
 
 def save_model(path: Path, model: Any, architecture: Mapping[str, Any],
@@ -112,4 +104,4 @@ def save_model(path: Path, model: Any, architecture: Mapping[str, Any],
     torch.save({"schema": MODEL_SCHEMA, "architecture": dict(architecture), "build": dict(build),
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 **(extra or {})}, buffer)
-    write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
