@@ -27,6 +27,7 @@ from .kube import STRATEGIC_MERGE_PATCH, Kube, pod_path
 from .logs import container_log_path
 from .pod_env import ConfigError, NodeFacts, container_argv, container_env, expand, run_as
 from .pod_status import ContainerRecord, build_status, now_iso, pod_phase, status_patch
+from .paths import REPO_ROOT
 from .processes import RUN_MARKER, sweep_marked
 from .volumes import ClaimRegistry, Volume, VolumeNotReady, prepare_volumes
 
@@ -335,6 +336,7 @@ class PodWorker:
         start_error.unlink(missing_ok=True)
         mounts.append({"source": str(termination), "kind": "file", "readonly": False,
                        "target": spec.get("terminationMessagePath") or "/dev/termination-log"})
+        mounts.extend(image_mounts(mounts))
         launch = {
             "parent_pid": os.getpid(),
             "root": str(cdir / "root"),
@@ -510,3 +512,16 @@ def _log_tail(path: Path, offset: int, lines: int = 80, limit: int = 2048) -> st
         return ""
     text = b"\n".join(data.splitlines()[-lines:])[-limit:]
     return text.decode(errors="replace")
+
+
+def image_mounts(mounts: list[Obj]) -> list[Obj]:
+    """The project folder stands for the image's contents (the virtualenv and the
+    editable sources). A volume mounted over one of its parents, such as an emptyDir at
+    /tmp while the checkout lives under /tmp, must not hide it: bind it back on top."""
+    project = str(REPO_ROOT)
+    shadowed = any(m["kind"] == "dir" and project.startswith(m["target"].rstrip("/") + "/")
+                   for m in mounts)
+    if not shadowed:
+        return []
+    return [{"source": project, "target": project, "kind": "dir", "readonly": False}]
+

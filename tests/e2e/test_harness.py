@@ -456,3 +456,18 @@ def test_container_without_a_runnable_command_reports_why(core, namespace):
     state = terminated(failed)
     assert (state.exit_code, state.reason) == (128, "StartError")
     assert 'exec: "no-such-program"' in state.message
+
+
+def test_volume_over_a_parent_of_the_project_keeps_the_image_contents(core, namespace):
+    """The project folder plays the image: an emptyDir at /tmp (what a pod with a
+    read-only root filesystem mounts) must not hide the virtualenv of a checkout under
+    /tmp. Here the emptyDir covers the project's top-level folder, whatever it is."""
+    top = "/" + venv_bin().parts[1]
+    core.create_namespaced_pod(namespace, pod(
+        "shadowed", f"echo scratch > {top}/scratch && nas-train --help >/dev/null "
+                    f"&& cat {top}/scratch > /dev/termination-log",
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+        container={"volumeMounts": [{"name": "scratch", "mountPath": top}]}))
+    done = terminated(wait_phase(core, namespace, "shadowed", {"Succeeded", "Failed"}, 60))
+    assert (done.exit_code, done.message) == (0, "scratch\n")
+    assert not (Path(top) / "scratch").exists()
