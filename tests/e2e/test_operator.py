@@ -279,8 +279,14 @@ def test_suspend_stops_the_controller_and_pauses_jobs(cluster, operator, namespa
         lambda: get(cluster, f"/api/v1/namespaces/{namespace}/pods/pausable-controller") is None,
         "the controller pod to go",
     )
-    job = kube(cluster).get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
-    assert job["spec"]["suspend"] is True
+    # the search's phase and its Jobs are written by different handlers: both, eventually
+    wait_for(
+        lambda: kube(cluster).get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")[
+            "spec"
+        ].get("suspend")
+        is True,
+        "the running trial's Job to be suspended",
+    )
     trial = wait_trial(cluster, namespace, name, phases=("Pending",))
     assert trial["status"]["reason"] == "Suspended"
     # a Trial proposed while suspended gets a suspended Job
