@@ -1,6 +1,7 @@
 """Fixtures and helpers shared by the operator's end-to-end tests (no tests here).
 
-- ``crds`` (session): the CRDs of crds/ applied to the test cluster and Established.
+- ``crds`` (session): the CRDs of crds/ applied to the test cluster and Established
+  (``apply_crds(cluster)``, also used by benchmarks/operator_scale.py).
 - ``operator`` (function): the real operator, ``python -m kopf run -m nas_operator``, as
   a local process watching the test's namespace with the admin kubeconfig. Its log is
   in the cluster's run dir and is printed when a test fails.
@@ -181,6 +182,11 @@ def trial_manifest(search: dict[str, Any], index: int, generation: int = 1) -> d
 
 @pytest.fixture(scope="session")
 def crds(cluster) -> None:
+    apply_crds(cluster)
+
+
+def apply_crds(cluster) -> None:
+    """Applies the CRDs of crds/ and waits until they are served and published."""
     kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for crd in ("architecturesearches.archsearch.io", "trials.archsearch.io"):
         kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")

@@ -36,16 +36,25 @@ class ControllerOperator:
     controller_metrics_port: int
 
 
-@pytest.fixture
-def search_operator(cluster, crds, namespace) -> Iterator[ControllerOperator]:
+def start_search_operator(cluster, namespaces: list[str]) -> ControllerOperator:
+    """The operator watching ``namespaces``, running the real `nas-controller` with a
+    short lease and a free metrics port (the ``search_operator`` fixture; also used by
+    benchmarks/operator_scale.py). Stop it with ``.process.stop()``."""
     metrics_port = free_port()
     command = ["sh", "-c", f"NAS_LEASE_SECONDS={LEASE_SECONDS} NAS_METRICS_PORT={metrics_port} "
                            f"exec nas-controller"]
-    op = OperatorProcess(cluster, [namespace], env={
+    op = OperatorProcess(cluster, namespaces, env={
         "NAS_OPERATOR_CONTROLLER_COMMAND": json.dumps(command),
         "NAS_OPERATOR_STATUS_INTERVAL_SECONDS": "1",
     }, tag="-search").start()
-    yield ControllerOperator(op, metrics_port)
+    return ControllerOperator(op, metrics_port)
+
+
+@pytest.fixture
+def search_operator(cluster, crds, namespace) -> Iterator[ControllerOperator]:
+    controller_operator = start_search_operator(cluster, [namespace])
+    yield controller_operator
+    op = controller_operator.process
     op.stop()
     sys.stderr.write(f"\n--- operator log ({op.log_path}) ---\n{op.log()[-4000:]}\n")
     controller_log = Path(cluster.run_dir) / "pods" / namespace
