@@ -29,6 +29,7 @@ import yaml
 
 from tests.cluster.kube import Kube
 from tests.cluster.paths import REPO_ROOT, binary
+from tests.cluster.processes import spawn
 from tests.cluster.waiting import wait_for
 
 CRDS = REPO_ROOT / "crds"
@@ -246,14 +247,10 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.args,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+        # marked with the run id and killed with pytest, like the control plane, so a
+        # killed test run leaves no operator behind (the reaper sweeps the marker)
+        self.proc = spawn(self.args, run_id=self.cluster.run_id, log=log, env=self.env,
+                          cwd=REPO_ROOT)
         wait_for(
             self.healthy, f"the operator's liveness endpoint (log {self.log_path})", timeout=60
         )
