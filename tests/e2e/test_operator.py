@@ -255,22 +255,17 @@ def test_controller_decision_ends_the_search(cluster, operator, namespace):
     )
 
 
+def set_suspend(cluster, namespace: str, name: str, suspend: bool) -> None:
+    patch = json.dumps({"spec": {"suspend": suspend}})
+    kubectl(cluster, "patch", "archsearch", name, "-n", namespace, "--type=merge", "-p", patch)
+
+
 def test_suspend_stops_the_controller_and_pauses_jobs(cluster, operator, namespace):
     slow = ["python", "-c", "import time; time.sleep(600)"]
     search = create_search(cluster, namespace, "pausable", command=slow)
     name = create_trial(cluster, namespace, search, 0)
     wait_trial(cluster, namespace, name, phases=("Running",))
-    kubectl(
-        cluster,
-        "patch",
-        "archsearch",
-        "pausable",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec": {"suspend": true}}',
-    )
+    set_suspend(cluster, namespace, "pausable", True)
     wait_for(
         lambda: search_status(cluster, namespace, "pausable").get("phase") == "Suspended",
         "Suspended",
@@ -298,17 +293,7 @@ def test_suspend_stops_the_controller_and_pauses_jobs(cluster, operator, namespa
         ),
         "a suspended Job for the new trial",
     )
-    kubectl(
-        cluster,
-        "patch",
-        "archsearch",
-        "pausable",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec": {"suspend": false}}',
-    )
+    set_suspend(cluster, namespace, "pausable", False)
     wait_for(
         lambda: get(cluster, f"/api/v1/namespaces/{namespace}/pods/pausable-controller"),
         "a new controller pod",
