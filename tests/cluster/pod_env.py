@@ -101,6 +101,11 @@ def _data(obj: Obj, kind: str) -> dict[str, str]:
     return dict(obj.get("data") or {})
 
 
+def cpu_threads(container: Obj) -> int:
+    limit = ((container.get("resources") or {}).get("limits") or {}).get("cpu")
+    return max(1, math.ceil(parse_quantity(str(limit)))) if limit is not None else 1
+
+
 def container_env(pod: Obj, container: Obj, node: NodeFacts, lookup: Lookup,
                   markers: Mapping[str, str], home: str = "/root") -> dict[str, str]:
     """The process environment of a container, base variables first, then envFrom,
@@ -116,6 +121,10 @@ def container_env(pod: Obj, container: Obj, node: NodeFacts, lookup: Lookup,
         "KUBERNETES_SERVICE_PORT": str(node.api_port),
         "KUBERNETES_SERVICE_PORT_HTTPS": str(node.api_port),
         "KUBERNETES_PORT": f"tcp://127.0.0.1:{node.api_port}",
+        # The agent sets no CPU cgroup quota, the one thing a trainer sizes its threads
+        # by: this stands in for it (the container's CPU limit, 1 without one), so the
+        # pods sharing this machine's few cores do not each take all of them.
+        "OMP_NUM_THREADS": str(cpu_threads(container)),
         **markers,
     }
 

@@ -173,8 +173,9 @@ def test_pod_sees_its_env_downward_api_and_config_volumes(core, namespace, pod_l
                                                   "data": {"greeting": "hello"}})
     spec = pod("env", 'echo "$GREETING $WHO $NODE $POD_NS"; cat /etc/settings/greeting; '
                       'echo; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; '
-                      'echo "$KUBERNETES_SERVICE_HOST"; echo "$PATH"',
+                      'echo "$KUBERNETES_SERVICE_HOST"; echo "$PATH"; echo "$OMP_NUM_THREADS"',
                container={
+                   "resources": {"limits": {"cpu": "1500m"}},
                    "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {
                                "name": "settings", "key": "greeting"}}},
                            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -190,6 +191,7 @@ def test_pod_sees_its_env_downward_api_and_config_volumes(core, namespace, pod_l
     assert lines[1:3] == ["hello", namespace]
     assert lines[3] == "127.0.0.1"
     assert lines[4].split(":")[0] == str(venv_bin()), "the project's virtualenv comes first"
+    assert lines[5] == "2", "threads as a 1500m CPU quota would allow"
     assert not Path("/etc/settings").exists(), "mounts stay in the pod's mount namespace"
 
 

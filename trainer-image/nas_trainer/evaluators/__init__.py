@@ -19,7 +19,8 @@ def make_executor(manifest: SearchManifest, folder: ResultsFolder) -> Executor:
                               command=manifest.trainer.command or ("nas-train",),
                               args=manifest.trainer.args, retries=manifest.trials.retries,
                               timeout_seconds=manifest.trials.timeout_seconds,
-                              env={"NAS_SEARCH_NAME": manifest.name})
+                              env={"NAS_SEARCH_NAME": manifest.name},
+                              parallelism=manifest.trials.parallelism)
 
 
 __all__ = ["Evaluator", "InProcessExecutor", "SubprocessExecutor", "TabularEvaluator",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
+from ..cpus import threads_per_trial
 from ..results import ResultsFolder, atomic_write
 from ..search import TrialOutcome, TrialRequest
 
@@ -55,7 +56,7 @@ class SubprocessExecutor:
     def __init__(self, folder: ResultsFolder, trainer_config: Mapping[str, Any],
                  command: Sequence[str] = ("nas-train",), args: Sequence[str] = (),
                  retries: int = 2, timeout_seconds: float = 3600,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, parallelism: int = 1) -> None:
         self.folder = folder
         self.trainer_config = dict(trainer_config)
         self.command = resolve_command(command)
@@ -63,6 +64,10 @@ class SubprocessExecutor:
         self.retries = retries
         self.timeout_seconds = timeout_seconds
         self.env = dict(env or {})
+        if "OMP_NUM_THREADS" not in {**os.environ, **self.env}:
+            # Trials side by side share the cores: more threads than cores makes OpenMP's
+            # spin-waiting cost several times the work (the trainer honours this).
+            self.env["OMP_NUM_THREADS"] = str(threads_per_trial(parallelism))
         self.running: dict[int, _Running] = {}
 
     def submit(self, request: TrialRequest) -> None:

@@ -96,7 +96,7 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     cuda_graph: str = "auto"                     # auto | on | off
-    cpu_threads: int | None = None               # None: 1, or $OMP_NUM_THREADS when set
+    cpu_threads: int | None = None               # None: $OMP_NUM_THREADS, else usable cores
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None, warn: bool = True) -> "TrainerConfig":

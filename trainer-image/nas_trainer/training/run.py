@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cpus import usable_cpus
 from ..data import DatasetError, ImageData, TextData, load_dataset
 from ..models import (IMAGE_SPACES, LANGUAGE_SPACES, ArchitectureError, build_model,
                       count_flops, count_parameters)
@@ -76,15 +77,16 @@ def seed_everything(config: TrainerConfig) -> None:
 
 
 def limit_cpu_threads(config: TrainerConfig, device: torch.device) -> None:
-    """One intra-op thread per trial on the CPU unless told otherwise: small children gain
-    nothing from more, and trials running side by side (nas run's parallelism) would
-    oversubscribe the cores, where OpenMP's spin-waiting costs 10× in wall time."""
+    """On the CPU: `trainer.cpuThreads` when given, else OMP_NUM_THREADS when set (`nas
+    run` sets it to share the cores between trials side by side, where OpenMP's
+    spin-waiting would cost 10× in wall time), else every core this process may use:
+    its affinity capped by the pod's CPU limit, not the node's core count."""
     if device.type != "cpu":
         return
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
+        torch.set_num_threads(usable_cpus())
 
 
 def load_data(config: TrainerConfig, space: str) -> ImageData | TextData:
