@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from nas_trainer.cli import app
 from nas_trainer.evaluators import InProcessExecutor
+from nas_trainer.results import ResultsFolder, TrialRecord
 from nas_trainer.strategies.policy_gradient import single_threaded
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -148,6 +149,24 @@ def test_validate_rejects_a_bad_manifest_naming_the_field(tmp_path):
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
     assert "spec.trials.parallelism must be <= spec.trials.max (got 8 > 4)" in text(result)
+
+
+def test_best_says_where_the_weights_are(tmp_path, monkeypatch):
+    """A cluster's volume: the final training's best/model.pt wins over the trial's own."""
+    monkeypatch.chdir(tmp_path)
+    folder = ResultsFolder("volume")
+    for index, reward in ((0, 0.5), (1, 0.8)):
+        folder.append_trial(TrialRecord(index, f"h{index}", {"canonical": {"w": index}},
+                                        "Succeeded", reward))
+    assert "weights" not in text(nas("best", "volume"))  # a search whose pods kept none
+    trial_weights = folder.trial_dir(1) / "model.pt"
+    trial_weights.parent.mkdir(parents=True)
+    trial_weights.write_bytes(b"weights")
+    assert "weights │ volume/trials/00001/model.pt" in text(nas("best", "volume"))
+    folder.final_dir.mkdir()
+    (folder.final_dir / "model.pt").write_bytes(b"weights")
+    shown = text(nas("best", "volume"))
+    assert "trial │ 1 " in shown and "weights │ volume/best/model.pt" in shown
 
 
 def test_best_of_an_empty_folder_says_so(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nas_trainer import train_cli
-from nas_trainer.export import load_model, load_trained_model
+from nas_trainer.export import load_final_model, load_model, load_trained_model
 from nas_trainer.training import TrainerConfig, train_architecture
 from nas_trainer.training.run import save_outcome
 
@@ -130,6 +130,10 @@ def test_export_rebuilds_the_trained_network(tmp_path):
     assert len(checkpoint["normalization"]["mean"]) == 1
     with pytest.raises(FileNotFoundError, match="did not mount"):
         load_trained_model(tmp_path, 8)
+    with pytest.raises(FileNotFoundError, match="status.final"):
+        load_final_model(tmp_path)
+    save_outcome(tmp_path / "best", ARCHITECTURE, outcome)  # as the final training leaves it
+    assert torch.equal(load_final_model(tmp_path)(x), expected)
 
 
 def test_a_nas_bench_graph_trial_is_answered_from_the_table_without_torch(tmp_path):

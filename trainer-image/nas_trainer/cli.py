@@ -18,6 +18,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .manifest import ManifestError, SearchManifest, parse_search
 from .results import ResultsFolder, TrialRecord
@@ -117,7 +118,7 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
                   f"{summary.known_proposals} known proposals answered from results) "
                   f"in {summary.seconds:.1f} s.")
     if summary.best is not None:
-        _print_trial(summary.best, "Best architecture")
+        _print_trial(summary.best, "Best architecture", folder)
     console.print(f"Results in {folder.path}/")
     if summary.reason == TOO_MANY_FAILURES:
         raise typer.Exit(1)
@@ -135,7 +136,7 @@ def _check_same_search(folder: ResultsFolder, manifest: SearchManifest) -> None:
                   f"use another --out (or delete the folder) to start a new search")
 
 
-def _print_trial(record: TrialRecord, title: str) -> None:
+def _print_trial(record: TrialRecord, title: str, folder: ResultsFolder | None = None) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_row("trial", str(record.index))
     table.add_row("reward", f"{record.reward:.6g}" if record.reward is not None else "-")
@@ -146,6 +147,9 @@ def _print_trial(record: TrialRecord, title: str) -> None:
     table.add_row("hash", record.hash)
     table.add_row("architecture", json.dumps(record.architecture.get("canonical"),
                                              sort_keys=False))
+    weights = folder.best_weights(record.index) if folder is not None else None
+    if weights is not None:
+        table.add_row("weights", Text(str(weights), overflow="fold"))  # never cut a path
     console.print(table)
 
 
@@ -161,7 +165,7 @@ def _folder_records(directory: Path) -> list[TrialRecord]:
 def best(directory: Path = typer.Argument(..., metavar="DIR", help="A results folder."),
          as_json: bool = typer.Option(False, "--json", help="Print the trial record as JSON.")
          ) -> None:
-    """Print the best trial of a results folder."""
+    """Print the best trial of a results folder, and where its weights are."""
     succeeded = [r for r in _folder_records(directory) if r.succeeded]
     if not succeeded:
         _fail(f"no trial in {directory} succeeded yet", code=1)
@@ -169,7 +173,8 @@ def best(directory: Path = typer.Argument(..., metavar="DIR", help="A results fo
     if as_json:
         console.print_json(json.dumps(record.to_json()))
     else:
-        _print_trial(record, f"Best of {len(succeeded)} succeeded trials")
+        _print_trial(record, f"Best of {len(succeeded)} succeeded trials",
+                     ResultsFolder(directory))
 
 
 @app.command()

@@ -8,6 +8,13 @@ network was built with. Load it:
     model = load_trained_model("runs/digits", trial_index=17)     # eval mode, on the CPU
     logits = model(images)   # images normalised as checkpoint["normalization"] says
 
+A search on a cluster whose trial pods did not mount the volume trains its best
+architecture once more at the end and leaves `best/model.pt` (status.final.weights);
+with the volume copied to `./cora-data`:
+
+    from nas_trainer.export import load_final_model
+    model = load_final_model("cora-data")
+
 Or rebuild any architecture in your own code, trained or not, from its JSON alone
 (from `best.json`, `trials.jsonl` or a Trial's `spec.architecture`):
 
@@ -36,6 +43,7 @@ import torch
 from torch import nn
 
 from .models import build_model
+from .results import MODEL_FILE, ResultsFolder
 from .training.result import MODEL_SCHEMA
 
 
@@ -59,7 +67,12 @@ def load_model(path: str | Path) -> nn.Module:
 
 def trial_model_path(results_dir: str | Path, trial_index: int) -> Path:
     """Where contract 5 puts a trial's weights."""
-    return Path(results_dir) / "trials" / f"{trial_index:05d}" / "model.pt"
+    return ResultsFolder(results_dir).trial_dir(trial_index) / MODEL_FILE
+
+
+def final_model_path(results_dir: str | Path) -> Path:
+    """Where contract 5 puts the weights of the final training (the best architecture)."""
+    return ResultsFolder(results_dir).final_dir / MODEL_FILE
 
 
 def load_trained_model(results_dir: str | Path, trial_index: int) -> nn.Module:
@@ -69,4 +82,15 @@ def load_trained_model(results_dir: str | Path, trial_index: int) -> nn.Module:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the trial's pod did not mount the "
                                 "search volume, or the trial has not finished")
+    return load_model(path)
+
+
+def load_final_model(results_dir: str | Path) -> nn.Module:
+    """The best architecture as trained by the search's final training (`best/model.pt`
+    of the search volume `results_dir`), in eval mode on the CPU."""
+    path = final_model_path(results_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the final training has not succeeded "
+                                "(see status.final of the search), or the trial pods kept "
+                                "their own weights (status.final.weights)")
     return load_model(path)

@@ -28,6 +28,8 @@ MANIFEST_FILE = "search.yaml"
 TRIALS_FILE = "trials.jsonl"
 BEST_FILE = "best.json"
 CHECKPOINT_DIR = "checkpoint"
+FINAL_DIR = "best"            # the final training of a search on a cluster (contract 5)
+MODEL_FILE = "model.pt"
 CHECKPOINT_JSON = "strategy.json"
 CHECKPOINT_TENSORS = "strategy.pt"
 CHECKPOINT_PREVIOUS_TENSORS = "strategy.previous.pt"
@@ -122,6 +124,18 @@ class ResultsFolder:
 
     def trial_dir(self, index: int) -> Path:
         return self.path / "trials" / f"{index:05d}"
+
+    @property
+    def final_dir(self) -> Path:
+        return self.path / FINAL_DIR
+
+    def best_weights(self, index: int) -> Path | None:
+        """The weights of the best trial `index`: those of the final training when it ran
+        (the search's volume), else the trial's own, else None."""
+        for path in (self.final_dir / MODEL_FILE, self.trial_dir(index) / MODEL_FILE):
+            if path.is_file():
+                return path
+        return None
 
     def exists(self) -> bool:
         return (self.path / MANIFEST_FILE).exists() or self.trials_file.exists()
