@@ -16,6 +16,7 @@ from .builders.snapshot import build_trainer_snapshot, read_trainer_snapshot
 from .builders.storage import build_pvc, claim_name, pvc_owner_references
 from .k8s import KubeApi
 from .names import (
+    COMPONENT_FINAL,
     COMPONENT_SNAPSHOT,
     COMPONENT_TRIAL,
     LABEL_COMPONENT,
@@ -159,10 +160,14 @@ def trainer_snapshot_for(
 
 
 def sync_job_suspension(api: KubeApi, search: dict[str, Any]) -> int:
-    """Make unfinished trial Jobs' ``spec.suspend`` follow the search's; returns Jobs changed."""
+    """Make unfinished trial Jobs' (and the final training Job's) ``spec.suspend`` follow
+    the search's; returns Jobs changed."""
     meta = search["metadata"]
     suspend = bool(search["spec"].get("suspend"))
-    selector = f"{LABEL_SEARCH}={meta['name']},{LABEL_COMPONENT}={COMPONENT_TRIAL}"
+    selector = (
+        f"{LABEL_SEARCH}={meta['name']},"
+        f"{LABEL_COMPONENT} in ({COMPONENT_TRIAL},{COMPONENT_FINAL})"
+    )
     changed = 0
     for job in api.list("batch/v1", "Job", meta["namespace"], selector):
         conditions = (job.get("status") or {}).get("conditions") or []
@@ -194,5 +199,5 @@ def ensure_search_children(api: KubeApi, search: dict[str, Any]) -> None:
         events.normal(
             search,
             "Suspended" if search["spec"].get("suspend") else "Resumed",
-            f"{verb} {changed} trial Jobs",
+            f"{verb} {changed} Jobs",
         )

@@ -28,6 +28,7 @@ COMPONENT_TRIAL = "trial"
 COMPONENT_STORAGE = "storage"
 COMPONENT_RBAC = "rbac"
 COMPONENT_SNAPSHOT = "trainer-snapshot"
+COMPONENT_FINAL = "final-training"
 
 TRAINER_CONTAINER = "trainer"
 CONTROLLER_CONTAINER = "controller"
@@ -59,6 +60,11 @@ def trial_name(search: str, index: int) -> str:
 def job_name(trial: str) -> str:
     """A trial's Job has the trial's name (contract 4)."""
     return trial
+
+
+def final_job_name(search: str) -> str:
+    """The Job that retrains the best architecture (not a trial: no digits, no trial label)."""
+    return f"{search}-final"
 
 
 def search_labels(search: str, component: str) -> dict[str, str]:

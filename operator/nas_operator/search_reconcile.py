@@ -1,4 +1,5 @@
-"""One pass over one search: its controller pod, its status, its metrics, trial repair.
+"""One pass over one search: its controller pod, its status, its metrics, trial repair,
+and once it has decided, its final training (final_training.py).
 
 Runs from the status loop (at a bounded rate, never per Trial event). The Trial counts
 and the best trial come from the kopf index, so a pass costs one GET of the search, a
@@ -18,7 +19,16 @@ from .config import OperatorSettings
 from .k8s import KubeApi
 from .names import API_VERSION, SEARCH_KIND
 from .records import PodRecord, TrialRecord
-from .search_status import PodAction, controller_pod_action, derive_search_status, utcnow
+from .final_training import announce_final, sync_final
+from .search_status import (
+    PodAction,
+    best_trial,
+    controller_pod_action,
+    count_trials,
+    derive_search_status,
+    in_final_stage,
+    utcnow,
+)
 from .trial_status import status_patch
 
 log = logging.getLogger(__name__)
@@ -89,7 +99,12 @@ def reconcile_search(
     if old.get("observedGeneration") is None:
         return  # its children are not made yet (on.create runs first)
     now = utcnow()
-    status = derive_search_status(search, records, pod, now, settings.controller_restart_limit)
+    final = None
+    if in_final_stage(search, count_trials(records)):
+        final = sync_final(api, search, best_trial(records), pod, settings)
+    status = derive_search_status(
+        search, records, pod, now, settings.controller_restart_limit, final
+    )
     for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
         if key in old:
             status[key] = old[key]
@@ -117,6 +132,7 @@ def reconcile_search(
             if err.status != 409:
                 raise
             return  # changed meanwhile: that change marks the search for the next pass
+        announce_final(search, old.get("final") or {}, status.get("final") or {})
         _announce_phase(search, old.get("phase"), status)
     best = (status.get("best") or {}).get("reward")
     metrics.record_search(namespace, name, status["phase"], status["trials"], best)

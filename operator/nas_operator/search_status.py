@@ -8,7 +8,9 @@ Phase rule, first match wins:
 2. ``spec.suspend`` → Suspended;
 3. the controller pod was replaced more than the restart limit → Failed (ControllerFailed);
 4. a controller decision and no Trial Pending/Running → Failed for TooManyFailures,
-   else Succeeded; with Trials still active the search stays Running;
+   else Succeeded once the final training is over (``status.final`` Succeeded, Failed or
+   Skipped: a failed final training does not fail a search that found its best); with
+   Trials still active, or the final training to come, the search stays Running;
 5. the controller pod runs → Running; else Pending.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .final_status import FINAL_DONE, weights_condition
 from .records import PodRecord, TrialRecord
 
 FINAL = ("Succeeded", "Failed")
@@ -83,10 +86,26 @@ def decision_of(search: dict[str, Any]) -> str:
     return str(((search.get("status") or {}).get("controller") or {}).get("decision") or "")
 
 
+def in_final_stage(search: dict[str, Any], counts: Counts) -> bool:
+    """Decided without failing, no Trial active, not over: the final training's turn."""
+    decision = decision_of(search)
+    return (
+        bool(decision)
+        and decision not in FAILING_DECISIONS
+        and counts.active == 0
+        and (search.get("status") or {}).get("phase") not in FINAL
+    )
+
+
 def derive_phase(
-    search: dict[str, Any], counts: Counts, pod: PodRecord | None, restart_limit: int
+    search: dict[str, Any],
+    counts: Counts,
+    pod: PodRecord | None,
+    restart_limit: int,
+    final: dict[str, Any] | None = None,
 ) -> tuple[str, str, str]:
-    """(phase, reason, message) by the phase rule above."""
+    """(phase, reason, message) by the phase rule above; ``final``: status.final as just
+    derived (None: no final training considered)."""
     status = search.get("status") or {}
     if status.get("phase") in FINAL:
         cond = _find(
@@ -103,7 +122,11 @@ def derive_phase(
     decision = decision_of(search)
     message = str((status.get("controller") or {}).get("message") or decision)
     if decision and counts.active == 0:
-        return ("Failed" if decision in FAILING_DECISIONS else "Succeeded"), decision, message
+        if decision in FAILING_DECISIONS:
+            return "Failed", decision, message
+        if final is not None and final.get("phase") not in FINAL_DONE:
+            return "Running", "FinalTraining", f"{message}; {final.get('message', '')}"
+        return "Succeeded", decision, message
     if decision:
         return "Running", decision, f"{message}; waiting for {counts.active} active trials"
     if pod is not None and pod.phase == "Running" and not pod.deleting:
@@ -185,12 +208,17 @@ def derive_search_status(
     pod: PodRecord | None,
     now: datetime,
     restart_limit: int,
+    final: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The operator-owned part of the status (never ``status.controller``)."""
+    """The operator-owned part of the status (never ``status.controller``).
+
+    ``final``: status.final as derived in this pass, else the one written before is kept.
+    """
     old = search.get("status") or {}
     generation = int(search["metadata"].get("generation") or 1)
     counts = count_trials(records)
-    phase, reason, message = derive_phase(search, counts, pod, restart_limit)
+    phase, reason, message = derive_phase(search, counts, pod, restart_limit, final)
+    final = final if final is not None else old.get("final")
     stamp = format_time(now)
     conditions = old.get("conditions") or []
     ready, ready_reason, ready_message = _controller_ready(phase, pod)
@@ -211,12 +239,15 @@ def derive_search_status(
             phase_condition("Suspended", "Suspended"),
             phase_condition("Complete", "Succeeded"),
             phase_condition("Failed", "Failed"),
+            condition("WeightsReady", *weights_condition(final, phase not in FINAL)),
         ],
         "startTime": old.get("startTime") or stamp,
     }
     best = best_trial(records)
     if best is not None:
         status["best"] = best
+    if final:
+        status["final"] = final
     if phase in FINAL:
         status["completionTime"] = old.get("completionTime") or stamp
     return status

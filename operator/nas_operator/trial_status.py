@@ -101,13 +101,25 @@ def derive_trial_status(
     old = dict(trial.get("status") or {})
     if old.get("phase") in FINISHED:
         return old
-    status: dict[str, Any] = {"summary": summarize(trial["spec"].get("architecture") or {})}
+    summary = summarize(trial["spec"].get("architecture") or {})
+    return {**derive_job_status(old, job, pods), "summary": summary}
+
+
+def derive_job_status(
+    old: dict[str, Any], job: dict[str, Any] | None, pods: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What a training Job and its pods say: phase, reason, message, reward, metrics, ...
+
+    ``old`` is the status derived before (its ``jobName`` tells a lost Job from one not
+    made yet). Shared by Trials and the search's final training.
+    """
+    status: dict[str, Any] = {}
     if job is None:
         if old.get("jobName"):
             status.update(
                 phase="Failed",
                 reason="JobLost",
-                message=f"Job {old['jobName']} was deleted before the trial finished",
+                message=f"Job {old['jobName']} was deleted before it finished",
             )
         else:
             status.update(phase="Pending", reason="Creating", message="")

@@ -159,7 +159,9 @@ def test_full_contract_example():
      "spec.storage.size must be a quantity such as 500m, 2 or 1Gi (got 'big')"),
     (lambda d: d["spec"].update(suspended=True),
      "spec.suspended is not a field (valid: searchSpace, strategy, trials, trainer, storage, "
-     "suspend)"),
+     "finalTraining, suspend)"),
+    (lambda d: d["spec"].update(finalTraining={"epochs": 0}),
+     "spec.finalTraining.epochs must be >= 1 (got 0)"),
     (lambda d: d["spec"].pop("searchSpace"),
      "spec.searchSpace.name must be one of macro-cnn"),
     (lambda d: d["metadata"].update(name="Cora_Search"), "metadata.name must be a DNS label"),

@@ -230,6 +230,10 @@ def test_defaults_are_the_parsers():
     assert SPEC["suspend"]["default"] is False
     mount = TRAINER["properties"]["mountSearchVolume"]["default"]
     assert mount is m.TrainerSpec().mount_search_volume
+    final, defaults = SPEC["finalTraining"], m.FinalTrainingSpec()
+    assert final["default"] == {"enabled": defaults.enabled}
+    assert final["properties"]["enabled"]["default"] is defaults.enabled
+    assert set(final["properties"]) == {f.name for f in dataclasses.fields(defaults)}
 
 
 # -- 4. the same verdict from the CRD's structural schema and from parse_search ----------
@@ -420,6 +424,11 @@ CASES: list[tuple[str, bool, Callable[[], dict]]] = [
      lambda: search(storage={"accessModes": ["ReadWriteOnce", "ReadWriteOnce"]})),
     ("retentionPolicy", False, lambda: search(storage={"retentionPolicy": "Keep"})),
     ("storage-typo", False, lambda: search(storage={"claim": "x"})),
+    ("final-training", True, lambda: search(finalTraining={"enabled": False, "epochs": 30})),
+    ("final-training-empty", True, lambda: search(finalTraining={})),
+    ("final-training-epochs=0", False, lambda: search(finalTraining={"epochs": 0})),
+    ("final-training-enabled-string", False, lambda: search(finalTraining={"enabled": "no"})),
+    ("final-training-typo", False, lambda: search(finalTraining={"epoch": 3})),
     ("suspend-string", False, lambda: search(suspend="yes")),
     ("spec-typo", False, lambda: search(suspended=True)),
     ("no-space", False, lambda: {**search(), "spec": {"strategy": {"name": "random"}}}),
@@ -436,10 +445,12 @@ def test_crd_and_parser_give_the_same_verdict(valid, make):
 
 
 def numeric_probes():
-    """Every number of spec.trials, spec.trainer and spec.trainer.reward at and past the
-    CRD's bounds (or far out where it has none): a bound added on one side only fails."""
+    """Every number of spec.trials, spec.trainer, spec.trainer.reward and spec.finalTraining
+    at and past the CRD's bounds (or far out where it has none): a bound added on one side
+    only fails."""
     sections = (("trials", SPEC["trials"]), ("trainer", TRAINER),
-                ("reward", TRAINER["properties"]["reward"]))
+                ("reward", TRAINER["properties"]["reward"]),
+                ("finalTraining", SPEC["finalTraining"]))
     for section, schema in sections:
         for key, prop in schema["properties"].items():
             if prop.get("type") not in ("integer", "number"):
@@ -460,6 +471,8 @@ def test_numeric_bounds_give_the_same_verdict(section, key, value, valid):
         doc = search(trials={"max": 1_000_000, key: value})
     elif section == "trainer":
         doc = trainer(**{key: value})
+    elif section == "finalTraining":
+        doc = search(finalTraining={key: value})
     else:
         doc = trainer(reward={key: value})
     assert (crd_accepts(doc), parser_accepts(doc)) == (valid, valid)

@@ -13,6 +13,7 @@ from nas_operator.builders.admission import (
     build_trial_admission_policy,
 )
 from nas_operator.builders.controller_pod import build_controller_pod
+from nas_operator.builders.final_job import build_final_job
 from nas_operator.builders.rbac import build_rbac
 from nas_operator.builders.snapshot import (
     build_trainer_snapshot,
@@ -266,6 +267,68 @@ def test_trial_job_without_ttl_setting_keeps_jobs():
     assert "ttlSecondsAfterFinished" not in job["spec"]
 
 
+# --- final training Job --------------------------------------------------------------
+
+PLACED = {
+    "image": "trainer:1",
+    "epochs": 5,
+    "resources": {"limits": {"nvidia.com/gpu": 1}},
+    "nodeSelector": {"gpu": "h100"},
+    "tolerations": [{"key": "gpu", "operator": "Exists"}],
+    "securityContext": {"runAsUser": 1000},
+    "env": [{"name": "EXTRA", "value": "1"}],
+}
+
+
+def test_final_job_retrains_the_best_trial_like_a_trial_with_the_volume_at_best():
+    s = search(trainer=PLACED, finalTraining={"epochs": 12})
+    run = trial_run_spec(s, ["ReadWriteOnce"])
+    final = build_final_job(s, trial(index=7), run, SETTINGS)
+    trial_job = build_trial_job(trial(index=7), run, SETTINGS)
+    meta, spec = final["metadata"], final["spec"]
+    pod, trial_pod = spec["template"]["spec"], trial_job["spec"]["template"]["spec"]
+    assert meta["name"] == "cora-final"
+    assert meta["labels"] == {
+        "archsearch.io/search": "cora",
+        "archsearch.io/component": "final-training",
+        "app.kubernetes.io/managed-by": "nas-operator",
+    }
+    assert spec["template"]["metadata"]["labels"] == meta["labels"]  # no trial label
+    assert [(o["kind"], o["name"], o["uid"]) for o in meta["ownerReferences"]] == [
+        ("ArchitectureSearch", "cora", "uid-1")
+    ]
+    # the trial's pod placement, resources, security and failure rules ...
+    for key in ("nodeSelector", "tolerations", "restartPolicy", "automountServiceAccountToken"):
+        assert pod[key] == trial_pod[key]
+    container, trial_container = pod["containers"][0], trial_pod["containers"][0]
+    for key in ("image", "command", "resources", "securityContext", "terminationMessagePolicy"):
+        assert container[key] == trial_container[key]
+    for key in ("podFailurePolicy", "backoffLimit", "ttlSecondsAfterFinished", "suspend"):
+        assert spec[key] == trial_job["spec"][key]
+    # ... with the volume mounted, the output at /data/best and the final epochs
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NAS_OUTPUT_DIR"] == "/data/best"
+    assert json.loads(env["NAS_ARCHITECTURE"])["hash"] == "abc"
+    assert json.loads(env["NAS_TRAINER_CONFIG"]) == {"epochs": 12}
+    assert env["EXTRA"] == "1"
+    assert {"name": "search-data", "mountPath": "/data"} in container["volumeMounts"]
+    assert {"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}} in pod[
+        "volumes"
+    ]
+    assert pod["securityContext"] == {"fsGroup": 65532}  # the controller's files are writable
+    assert spec["activeDeadlineSeconds"] == 600 * 3  # 12 epochs where trials had 5
+
+
+def test_final_job_keeps_the_trainers_epochs_and_follows_suspend():
+    s = search(suspend=True)
+    run = trial_run_spec(s, ["ReadWriteOnce"])
+    final = build_final_job(s, trial(), run, SETTINGS)
+    container = final["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["NAS_TRAINER_CONFIG"]) == {"dataset": "digits", "epochs": 5}
+    assert final["spec"]["suspend"] is True and final["spec"]["activeDeadlineSeconds"] == 600
+
+
 # --- admission ------------------------------------------------------------------------
 
 
@@ -296,7 +359,7 @@ def test_trial_policy_checks_label_name_and_owner_of_a_controllers_trials():
 
 def test_status_policy_protects_every_operator_field():
     expression = build_status_admission_policy()["spec"]["validations"][0]["expression"]
-    for field in ("phase", "conditions", "trials", "best", "observedGeneration"):
+    for field in ("phase", "conditions", "trials", "best", "final", "observedGeneration"):
         assert f"object.status.{field} == oldObject.status.{field}" in expression
     assert not re.search(r"status\.controller\b", expression)  # the controller's own part
 

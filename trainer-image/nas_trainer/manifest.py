@@ -258,6 +258,14 @@ class StorageSpec:
 
 
 @dataclass(frozen=True)
+class FinalTrainingSpec:
+    """On a cluster, the best architecture trained once more with the search volume mounted,
+    so its weights are kept. `nas run` keeps every trial's weights and ignores it."""
+    enabled: bool = True
+    epochs: int | None = None   # None: spec.trainer.epochs
+
+
+@dataclass(frozen=True)
 class SearchManifest:
     name: str
     namespace: str | None
@@ -268,6 +276,7 @@ class SearchManifest:
     storage: StorageSpec
     suspend: bool
     document: dict[str, Any]   # the manifest as given
+    final_training: FinalTrainingSpec = field(default_factory=FinalTrainingSpec)
 
     @property
     def uses_builtin_trainer(self) -> bool:
@@ -301,11 +310,13 @@ def parse_search(doc: Any) -> SearchManifest:
     trials = _parse_trials(_Section(spec.raw("trials"), "spec.trials"))
     trainer = _parse_trainer(_Section(spec.raw("trainer"), "spec.trainer"))
     storage = _parse_storage(_Section(spec.raw("storage"), "spec.storage"))
+    final_training = _parse_final_training(_Section(spec.raw("finalTraining"),
+                                                    "spec.finalTraining"))
     suspend = spec.boolean("suspend", False)
     spec.finish()
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
-                          document=dict(doc))
+                          document=dict(doc), final_training=final_training)
 
 
 def load_search(path: str | Path) -> SearchManifest:
@@ -510,6 +521,14 @@ def _check_augment(value: Any) -> None:
     section.integer("pad", minimum=0)
     section.boolean("flip")
     section.finish()
+
+
+def _parse_final_training(section: _Section) -> FinalTrainingSpec:
+    defaults = FinalTrainingSpec()
+    final = FinalTrainingSpec(enabled=section.boolean("enabled", defaults.enabled),
+                              epochs=section.integer("epochs", minimum=1))
+    section.finish()
+    return final
 
 
 def _parse_storage(section: _Section) -> StorageSpec:

@@ -41,6 +41,7 @@ OPERATOR_STATUS_FIELDS = (
     "trials",
     "progress",
     "best",
+    "final",
     "controllerPod",
     "controllerRestarts",
     "startTime",

@@ -73,7 +73,16 @@ def trial_labels(trial: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _env(trial: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+def trial_output_dir(trial: dict[str, Any], run: dict[str, Any]) -> str | None:
+    """NAS_OUTPUT_DIR of a trial pod: its folder on the search volume, when it mounts it."""
+    if not run["mountSearchVolume"]:
+        return None
+    return f"{DATA_MOUNT_PATH}/trials/{trial['spec']['index']:05d}"
+
+
+def _env(
+    trial: dict[str, Any], run: dict[str, Any], output_dir: str | None
+) -> list[dict[str, Any]]:
     spec = trial["spec"]
     env = [
         {"name": "NAS_ARCHITECTURE", "value": json.dumps(spec["architecture"], sort_keys=True)},
@@ -83,25 +92,23 @@ def _env(trial: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "NAS_TRIAL_INDEX", "value": str(spec["index"])},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    if run["mountSearchVolume"]:
-        env.append(
-            {"name": "NAS_OUTPUT_DIR", "value": f"{DATA_MOUNT_PATH}/trials/{spec['index']:05d}"}
-        )
+    if output_dir:
+        env.append({"name": "NAS_OUTPUT_DIR", "value": output_dir})
     return env + list(run["trainer"].get("env") or [])
 
 
 def _container(
-    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings
+    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, output_dir: str | None
 ) -> dict[str, Any]:
     trainer = run["trainer"]
     mounts = list(trainer.get("volumeMounts") or [])
-    if run["mountSearchVolume"]:
+    if output_dir:
         mounts.append({"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH})
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": trainer.get("image") or settings.default_trainer_image,
         "command": list(trainer.get("command") or DEFAULT_COMMAND),
-        "env": _env(trial, run),
+        "env": _env(trial, run, output_dir),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": trainer.get("securityContext") or {"allowPrivilegeEscalation": False},
@@ -119,18 +126,22 @@ def _container(
 
 
 def _pod_spec(
-    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings
+    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, output_dir: str | None
 ) -> dict[str, Any]:
     trainer = run["trainer"]
     volumes = list(trainer.get("volumes") or [])
-    if run["mountSearchVolume"]:
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
+        "containers": [_container(trial, run, settings, output_dir)],
+    }
+    if output_dir:
         volumes.append(
             {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}}
         )
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
-        "containers": [_container(trial, run, settings)],
-    }
+        if settings.run_as_user is not None:
+            # the controller pod makes the volume's files with this group (its fsGroup):
+            # the trainer, under the image's user, may write there only as a member
+            pod["securityContext"] = {"fsGroup": settings.run_as_user}
     if not trainer.get("serviceAccountName"):
         pod["automountServiceAccountToken"] = False  # the trainer never talks to the API
     for key in (
@@ -148,17 +159,24 @@ def _pod_spec(
     return pod
 
 
-def build_trial_job(
+def build_training_job(
     trial: dict[str, Any],
     run: dict[str, Any],
     settings: OperatorSettings,
-    suspend: bool = False,
+    *,
+    metadata: dict[str, Any],
+    output_dir: str | None,
+    suspend: bool,
+    deadline_seconds: int,
 ) -> dict[str, Any]:
-    """The Job of ``trial``; ``run`` is the trainer snapshot of its generation."""
-    labels = trial_labels(trial)
+    """A Job training ``trial``'s architecture with the trainer snapshot ``run``.
+
+    ``metadata``: name, namespace, labels (also the pod's) and owner references.
+    ``output_dir``: NAS_OUTPUT_DIR on the search volume (mounted at /data), or None.
+    """
     spec: dict[str, Any] = {
         "backoffLimit": int(run["retries"]),
-        "activeDeadlineSeconds": int(run["timeoutSeconds"]),
+        "activeDeadlineSeconds": int(deadline_seconds),
         "suspend": bool(suspend),
         "podFailurePolicy": {
             "rules": [
@@ -173,18 +191,35 @@ def build_trial_job(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {"metadata": {"labels": labels}, "spec": _pod_spec(trial, run, settings)},
+        "template": {
+            "metadata": {"labels": dict(metadata["labels"])},
+            "spec": _pod_spec(trial, run, settings, output_dir),
+        },
     }
     if settings.trial_job_ttl_seconds is not None:
         spec["ttlSecondsAfterFinished"] = settings.trial_job_ttl_seconds
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(trial["metadata"]["name"]),
-            "namespace": trial["metadata"]["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(trial)],
-        },
-        "spec": spec,
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def build_trial_job(
+    trial: dict[str, Any],
+    run: dict[str, Any],
+    settings: OperatorSettings,
+    suspend: bool = False,
+) -> dict[str, Any]:
+    """The Job of ``trial``; ``run`` is the trainer snapshot of its generation."""
+    metadata = {
+        "name": job_name(trial["metadata"]["name"]),
+        "namespace": trial["metadata"]["namespace"],
+        "labels": trial_labels(trial),
+        "ownerReferences": [owner_reference(trial)],
     }
+    return build_training_job(
+        trial,
+        run,
+        settings,
+        metadata=metadata,
+        output_dir=trial_output_dir(trial, run),
+        suspend=suspend,
+        deadline_seconds=int(run["timeoutSeconds"]),
+    )
