@@ -50,6 +50,7 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
     assert spec["trials"]["maxFailed"] == 10
     assert spec["strategy"] == {"name": "random", "seed": 0}
     assert spec["trainer"]["mountSearchVolume"] is False
+    assert spec["finalTraining"] == {"enabled": True}
 
 
 @pytest.mark.parametrize(

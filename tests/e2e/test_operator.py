@@ -237,6 +237,8 @@ def test_controller_decision_ends_the_search(cluster, operator, namespace):
             {"status": {"controller": {"decision": "MaxTrialsReached", "message": "1 of 1"}}}
         ),
     )
+    # the real controller exits after its decision, freeing the volume for the final training
+    kubectl(cluster, "delete", "pod", "decided-controller", "-n", namespace, "--wait=false")
     status = wait_for(
         lambda: (
             (s := search_status(cluster, namespace, "decided")).get("phase") == "Succeeded" and s
@@ -246,6 +248,7 @@ def test_controller_decision_ends_the_search(cluster, operator, namespace):
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
     assert complete["status"] == "True" and complete["reason"] == "MaxTrialsReached"
     assert status["completionTime"] and status["progress"] == "1/4"
+    assert status["final"]["phase"] == "Succeeded" and status["final"]["reward"] == 0.5
     wait_for(
         lambda: any(
             e.startswith("SearchSucceeded: 1 of 1")

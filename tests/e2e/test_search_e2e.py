@@ -2,15 +2,16 @@
 (`nas-controller`) and the trial pods (`nas-train`), all real, run by the node agent."""
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
 import pytest
 
-from test_operator_fixtures import events_of, kubectl
+from test_operator_fixtures import events_of, kube, kubectl
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply, assert_volume_agrees_with_trials, crds, search, search_object, search_operator,
-    wait_final,
+    volume_of, wait_final,
 )
 from tests.cluster.waiting import wait_for
 
@@ -75,13 +76,17 @@ def test_goal_stops_the_search_and_the_trials_still_running_are_recorded(
     assert all(t["status"]["phase"] in ("Succeeded", "Failed") for t in trials)
 
 
-def test_digits_search_with_real_training_records_its_best_accuracy(
+def test_digits_search_with_real_training_records_its_best_accuracy_and_keeps_its_weights(
         cluster, search_operator, namespace):
+    """Trial pods of the default ReadWriteOnce volume keep no weights: the final training
+    retrains the best architecture onto the volume, where a user loads it."""
     started = time.monotonic()
-    apply(cluster, search("digits", namespace, {"name": "macro-cnn", "options": {"layers": 2}},
-                          {"name": "reinforce", "seed": 1},
-                          {"max": 3, "parallelism": 2, "timeoutSeconds": 300},
-                          {"dataset": "digits", "epochs": 2, "batchSize": 64}))
+    manifest = search("digits", namespace, {"name": "macro-cnn", "options": {"layers": 2}},
+                      {"name": "reinforce", "seed": 1},
+                      {"max": 3, "parallelism": 2, "timeoutSeconds": 300},
+                      {"dataset": "digits", "epochs": 2, "batchSize": 64})
+    manifest["spec"]["finalTraining"] = {"epochs": 1}
+    apply(cluster, manifest)
     final = wait_final(cluster, namespace, "digits", timeout=600)
     seconds = time.monotonic() - started
     status = final["status"]
@@ -92,8 +97,36 @@ def test_digits_search_with_real_training_records_its_best_accuracy(
     assert best is not None and 0.1 < best["metrics"]["val_accuracy"] <= 1.0, best
     assert status["best"]["reward"] == pytest.approx(best["reward"])
     assert all(t["status"]["parameters"] > 0 for t in trials)
-    print(f"\n3-trial digits macro-cnn search (2 epochs each) on the test cluster: {seconds:.1f}s, "
-          f"best val_accuracy {best['metrics']['val_accuracy']:.3f}")
+    kept = status["final"]
+    assert kept["phase"] == "Succeeded" and kept["weights"] == "best/model.pt", kept
+    assert kept["trial"] == status["best"]["name"] and kept["jobName"] == "digits-final"
+    ready = next(c for c in status["conditions"] if c["type"] == "WeightsReady")
+    assert ready["status"] == "True" and ready["message"] == "best/model.pt"
+    volume = volume_of(cluster, namespace, "digits")
+    assert not (volume / "trials").exists()  # the trial pods could not keep their weights
+    result = json.loads((volume / "best" / "result.json").read_text())
+    assert result["reward"] == pytest.approx(kept["reward"]) and result["epochs"] == 1
+    assert len((volume / "best" / "epochs.jsonl").read_text().splitlines()) == 1
+    import torch  # here, not at collection: seconds
+    from nas_trainer.export import load_final_model, read_checkpoint
+
+    checkpoint = read_checkpoint(volume / kept["weights"])
+    best_trial = next(t for t in trials if t["metadata"]["name"] == kept["trial"])
+    assert checkpoint["architecture"]["hash"] == best_trial["spec"]["architecture"]["hash"]
+    model = load_final_model(volume)
+    images = torch.randn(4, *checkpoint["build"]["input_shape"])
+    assert model(images).shape == (4, 10)  # the ten digits
+    pods = kube(cluster).get(f"/api/v1/namespaces/{namespace}/pods?labelSelector="
+                             "archsearch.io/component=final-training")["items"]
+    assert len(pods) == 1, "the final training ran twice"
+    events = events_of(cluster, namespace, "digits")
+    assert any(e.startswith("FinalTrainingStarted: training digits-") for e in events), events
+    wait_for(lambda: any(e.startswith("FinalTrainingSucceeded:")  # posted after the status
+                         for e in events_of(cluster, namespace, "digits")),
+             "a FinalTrainingSucceeded event", timeout=30)
+    print(f"\n3-trial digits macro-cnn search (2 epochs each) and its final training (1 epoch) "
+          f"on the test cluster: {seconds:.1f}s, best val_accuracy "
+          f"{best['metrics']['val_accuracy']:.3f}")
 
 
 def _scrape(port: int) -> str | None:
