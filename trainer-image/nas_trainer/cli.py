@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .manifest import ManifestError, SearchManifest, parse_search
+from .manifest import POD_KEYS, ManifestError, SearchManifest, parse_search
+from .preflight import trainer_problem
 from .results import ResultsFolder, TrialRecord
 
 app = typer.Typer(help="Neural architecture search, the same manifest as on Kubernetes.",
@@ -31,6 +32,12 @@ errors = Console(stderr=True)
 # Parts of the spec a results folder is tied to: a different space or strategy would make
 # its checkpoint and trials meaningless for the new search.
 IDENTITY_FIELDS = ("searchSpace", "strategy")
+# spec.trainer keys that say what a reward measures (the data it is scored on, its formula,
+# the program computing it): rewards from before and after a change of one are not
+# comparable, so a folder is not continued with another. Other trainer settings (epochs,
+# learning rate, ...) may change between runs, as on a cluster, and are only pointed out.
+REWARD_FIELDS = ("command", "args", "dataset", "datasetOptions", "validation", "splitSeed",
+                 "reward")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -59,10 +66,13 @@ def _load(path: Path, max_trials: Optional[int] = None,
         if parallelism is not None:
             trials["parallelism"] = parallelism
     try:
-        return parse_search(doc)
+        manifest = parse_search(doc)
     except ManifestError as err:
         _fail(f"{path}: {err}")
-    raise AssertionError("unreachable")
+    problem = trainer_problem(manifest)
+    if problem is not None:
+        _fail(f"{path}: {problem}")
+    return manifest
 
 
 @app.command()
@@ -82,9 +92,10 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     manifest = _load(manifest_path, max_trials, parallelism)
     folder = ResultsFolder(out or Path("runs") / manifest.name)
     _check_same_search(folder, manifest)
-    folder.write_manifest(manifest.document)
     space = manifest.space.build()
     strategy = manifest.strategy.build(space)
+    # Only now: a search that could not start must not tie the folder to its manifest.
+    folder.write_manifest(manifest.document)
     if "torch" in sys.modules:
         # The controller's tensors are tiny: extra intra-op threads only contend for cores.
         sys.modules["torch"].set_num_threads(1)
@@ -92,14 +103,17 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     trials = manifest.trials
     budget = Budget(max_trials=trials.max, parallelism=trials.parallelism,
                     max_failed=trials.max_failed, goal=trials.goal)
-    done_before = len(folder.read_trials())
+    before = folder.read_trials()
+    done_before = len(before)
     if done_before:
         console.print(f"Continuing {folder.path}: {done_before} trials already done.")
+    best_before = max((r.reward for r in before if r.succeeded), default=None)
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
                         TimeElapsedColumn(), console=console, transient=False)
-    task = progress.add_task(manifest.name, total=trials.max, completed=done_before, best="-")
+    task = progress.add_task(manifest.name, total=trials.max, completed=done_before,
+                             best=f"{best_before:.4f}" if best_before is not None else "-")
 
     def on_trial(record: TrialRecord, loop: SearchLoop) -> None:
         best = f"{loop.best.reward:.4f}" if loop.best is not None else "-"
@@ -117,6 +131,8 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     console.print(f"{summary.reason}: {summary.trials} trials ({summary.failed} failed, "
                   f"{summary.known_proposals} known proposals answered from results) "
                   f"in {summary.seconds:.1f} s.")
+    if summary.failed:
+        _print_failures(list(loop.records.values()), folder)
     if summary.best is not None:
         _print_trial(summary.best, "Best architecture", folder)
     console.print(f"Results in {folder.path}/")
@@ -134,6 +150,40 @@ def _check_same_search(folder: ResultsFolder, manifest: SearchManifest) -> None:
         if before != now:
             _fail(f"{folder.path} holds a search with a different spec.{key}; "
                   f"use another --out (or delete the folder) to start a new search")
+    before = (previous.get("spec") or {}).get("trainer") or {}
+    now = (manifest.document.get("spec") or {}).get("trainer") or {}
+    changed = sorted(k for k in set(before) | set(now)
+                     if (k not in POD_KEYS or k in REWARD_FIELDS) and before.get(k) != now.get(k))
+    for key in changed:
+        if key in REWARD_FIELDS:
+            _fail(f"{folder.path} holds a search whose spec.trainer.{key} was "
+                  f"{before.get(key)!r}, not {now.get(key)!r}: its rewards would not compare "
+                  f"with the new ones; use another --out (or delete the folder) to start a "
+                  f"new search")
+    if changed:
+        console.print(f"Note: spec.trainer {', '.join(changed)} changed since the last run "
+                      f"in {folder.path}; trials from now on use the new settings.",
+                      highlight=False)
+
+
+def _print_failures(records: list[TrialRecord], folder: ResultsFolder) -> None:
+    """Why trials failed, each distinct reason once (most frequent first), with the log
+    of its latest trial: the summary's count alone sends the user digging in trials.jsonl."""
+    by_reason: dict[str, list[TrialRecord]] = {}
+    for record in sorted(records, key=lambda r: r.index):
+        if not record.succeeded:
+            first_line = (record.message or "").strip().splitlines()[:1] or ["no message"]
+            key = f"{record.reason or 'Failed'}: {first_line[0][:300]}"
+            by_reason.setdefault(key, []).append(record)
+    shown = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+    for key, failed in shown[:3]:
+        log = folder.trial_dir(failed[-1].index) / "log.txt"
+        where = f" (log: {log})" if log.exists() else ""
+        errors.print(f"[red]failed[/red] {len(failed)} × {key}{where}", highlight=False,
+                     soft_wrap=True)
+    if len(shown) > 3:
+        errors.print(f"... and {len(shown) - 3} other reasons; see {folder.trials_file}",
+                     highlight=False)
 
 
 def _print_trial(record: TrialRecord, title: str, folder: ResultsFolder | None = None) -> None:

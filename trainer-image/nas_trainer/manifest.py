@@ -38,6 +38,11 @@ IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # these copies equal, and equal to the CRD's).
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist",
             "image-folder", "ptb")
+TEXT_DATASETS = ("ptb",)
+# Spaces whose children the built-in trainer trains (nas_trainer.models' IMAGE_SPACES and
+# LANGUAGE_SPACES; nas-bench-graph is answered from its table).
+LANGUAGE_SPACES = ("rnn-cell",)
+TRAINED_SPACES = ("macro-cnn", "nasnet", "nas-bench-201") + LANGUAGE_SPACES
 REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
@@ -314,6 +319,7 @@ def parse_search(doc: Any) -> SearchManifest:
                                                     "spec.finalTraining"))
     suspend = spec.boolean("suspend", False)
     spec.finish()
+    _check_trainer_fits_space(space, trainer)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
                           document=dict(doc), final_training=final_training)
@@ -356,6 +362,27 @@ def _parse_space(section: _Section) -> SpaceSpec:
     except ValueError as err:
         raise ManifestError(f"spec.searchSpace.{err}") from err
     return spec
+
+
+def _check_trainer_fits_space(space: SpaceSpec, trainer: TrainerSpec) -> None:
+    """What the built-in trainer can never train, refused here (and by the CRD's CEL)
+    rather than by every trial failing the same way."""
+    if trainer.command is not None:
+        return  # the user's own trainer: any dataset, any space
+    if space.name == "custom":
+        raise ManifestError("spec.trainer.command is required for the custom space: the "
+                            "built-in trainer cannot build a custom architecture (see "
+                            "examples/custom-digits-mlp.yaml)")
+    if trainer.dataset is None or space.name not in TRAINED_SPACES:
+        return
+    if space.name in LANGUAGE_SPACES and trainer.dataset not in TEXT_DATASETS:
+        raise ManifestError(f"spec.trainer.dataset must be a text corpus "
+                            f"({', '.join(TEXT_DATASETS)}) for space {space.name} "
+                            f"(got {trainer.dataset!r})")
+    if space.name not in LANGUAGE_SPACES and trainer.dataset in TEXT_DATASETS:
+        raise ManifestError(f"spec.trainer.dataset {trainer.dataset!r} is a text corpus, for "
+                            f"rnn-cell; space {space.name} needs an image dataset "
+                            f"({', '.join(d for d in DATASETS if d not in TEXT_DATASETS)})")
 
 
 def _check_decision_bounds(decisions: Any) -> None:

@@ -58,8 +58,11 @@ def holdout_count(n: int, validation: float | int) -> int:
     """Validation examples to hold out of n: a fraction in (0, 1) or a count."""
     count = round(n * validation) if 0 < validation < 1 else int(validation)
     if not 1 <= count < n:
-        raise ValueError(f"validation must leave at least one training example "
-                         f"(asked for {validation} of {n})")
+        # Named as in the manifest: the default (5,000 for CIFAR and MNIST) is what a small
+        # copy of a dataset runs into.
+        raise ValueError(f"spec.trainer.validation must hold out at least one and leave at "
+                         f"least one training example (asked for {validation} of {n}); set "
+                         f"it to a fraction such as 0.1 or a count below {n}")
     return count
 
 

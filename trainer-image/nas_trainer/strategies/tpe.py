@@ -30,7 +30,10 @@ class TpeStrategy(Strategy):
 
     def _reset(self) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.startup_trials)
+        # The manifest's seed is any integer >= 0; Optuna's (numpy's legacy RandomState)
+        # must fit in 32 bits.
+        sampler = optuna.samplers.TPESampler(seed=self.seed % 2**32,
+                                             n_startup_trials=self.startup_trials)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         # Asked, not yet told Optuna trials per token sequence (oldest first).
         self.pending: dict[tuple[int, ...], list[int]] = defaultdict(list)
