@@ -77,6 +77,10 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
             "spec.strategy.population and sampleSize apply only to regularized-evolution",
         ),
         (
+            lambda s: s["spec"]["strategy"].update(name="random", tanhConstant=1.5),
+            "and tanhConstant apply only to the RNN controller (reinforce, ppo)",
+        ),
+        (
             lambda s: (
                 s["spec"]["storage"].update(claimName="mine", retentionPolicy="Delete")
                 if "storage" in s["spec"]
@@ -102,6 +106,7 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
         "custom-needs-decisions",
         "decisions-only-custom",
         "evolution-fields",
+        "controller-fields",
         "claim+Delete",
         "long-name",
         "unknown-dataset",

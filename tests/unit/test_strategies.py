@@ -2,6 +2,7 @@
 restored strategy continues exactly, and every strategy learns or behaves as published."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -61,6 +62,10 @@ def test_reinforce_batch_gradient_is_the_mean_over_the_batch():
 def reference_log_prob(policy, tokens: list[int]) -> float:
     """Sum of log-softmax of the chosen tokens, one LSTM step at a time, written apart from
     the strategy's two code paths (numpy sampling, teacher-forced scoring)."""
+    def shaped(logits):  # ENAS: l / temperature, then C·tanh(·)
+        logits = logits / policy.temperature
+        return policy.tanh_constant * torch.tanh(logits) if policy.tanh_constant else logits
+
     total, state = 0.0, None
     x = policy.start.detach().unsqueeze(0)
     anchors = []
@@ -71,14 +76,14 @@ def reference_log_prob(policy, tokens: list[int]) -> float:
             if step.kind == "choice":
                 i = step.decision
                 lo, hi = policy.offsets[i], policy.offsets[i] + policy.sizes[i]
-                logits = h @ policy.head_weight[lo:hi].T + policy.head_bias[lo:hi]
+                logits = shaped(h @ policy.head_weight[lo:hi].T + policy.head_bias[lo:hi])
                 total += float(torch.log_softmax(logits, -1)[0, tokens[i]])
                 x = policy.embedding[lo + tokens[i]].unsqueeze(0)
                 continue
             chosen = []
             for position, earlier in step.skips:
-                q = torch.tanh(anchors[earlier] @ policy.attn_prev.T + h @ policy.attn_curr.T) \
-                    @ policy.attn_v
+                q = shaped(torch.tanh(anchors[earlier] @ policy.attn_prev.T
+                                      + h @ policy.attn_curr.T) @ policy.attn_v)
                 p_skip = torch.sigmoid(q)[0]  # the paper: P(j feeds i) = sigmoid(vᵀ tanh(...))
                 total += float(torch.log(p_skip if tokens[position] else 1 - p_skip))
                 if tokens[position]:
@@ -92,9 +97,11 @@ def reference_log_prob(policy, tokens: list[int]) -> float:
 @pytest.mark.parametrize("name, options", [("nas-bench-graph", {}), ("macro-cnn", {"layers": 4}),
                                            ("nasnet", {"blocks": 2}), ("rnn-cell", {"base": 2})])
 @pytest.mark.parametrize("strategy_name", ["reinforce", "ppo"])
-def test_sampled_log_probabilities_are_the_sum_of_log_softmax(name, options, strategy_name):
+@pytest.mark.parametrize("shaping", [{}, {"temperature": 5.0, "tanhConstant": 2.5}])
+def test_sampled_log_probabilities_are_the_sum_of_log_softmax(name, options, strategy_name,
+                                                             shaping):
     space = get_space(name, options)
-    strategy = make_strategy(strategy_name, space, seed=1)
+    strategy = make_strategy(strategy_name, space, seed=1, **shaping)
     for round_ in range(2):
         archs = strategy.ask(4)
         tokens = torch.tensor([list(a.tokens) for a in archs])
@@ -106,6 +113,27 @@ def test_sampled_log_probabilities_are_the_sum_of_log_softmax(name, options, str
             assert score == pytest.approx(arch.meta["log_prob"], abs=1e-4)
         for arch in archs:  # change the policy before the second round
             strategy.tell(arch, random.Random(round_).random())
+
+
+@pytest.mark.parametrize("tanh_constant", [0.0, 1.5])
+def test_tanh_constant_keeps_the_policy_from_collapsing(tanh_constant):
+    """Rewarding one architecture over and over drives its probability towards 1, unless
+    the logits are bounded: then each choice keeps at most e^C / (e^C + (k-1)e^-C)."""
+    space = get_space("nas-bench-graph", {})
+    strategy = make_strategy("reinforce", space, seed=0, **{
+        "learningRate": 0.05, "entropyWeight": 0.0, "tanhConstant": tanh_constant})
+    favourite, other = strategy.ask(2)
+    for _ in range(300):
+        strategy.tell(favourite, 1.0)
+        strategy.tell(other, 0.0)
+    with torch.no_grad():
+        log_prob, _ = strategy.policy.score(torch.tensor([list(favourite.tokens)]))
+    c = math.exp(tanh_constant)
+    bound = sum(math.log(c / (c + (k - 1) / c)) for k in strategy.policy.sizes)
+    if tanh_constant:
+        assert float(log_prob) <= bound + 1e-5
+    else:
+        assert float(log_prob) > -0.1  # collapsed: the favourite is (almost) certain
 
 
 def checkpoint_round_trip(state, tmp_path):

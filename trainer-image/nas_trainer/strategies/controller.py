@@ -95,9 +95,16 @@ def build_segments(steps: Sequence[Step]) -> list[Segment]:
 
 
 class ControllerPolicy(nn.Module):
+    """`temperature` and `tanh_constant` shape every logit as ENAS does (Pham et al.
+    2018): l / temperature, then C·tanh(·) when C > 0. The bound C keeps each choice's
+    probability at least e^{-2C} times the likeliest one's, so the policy cannot
+    collapse onto one architecture; 1 and 0 (the defaults) leave the logits as they are."""
+
     def __init__(self, decisions: Sequence[Decision], hidden_size: int = 35,
-                 num_layers: int = 2, generator: torch.Generator | None = None) -> None:
+                 num_layers: int = 2, generator: torch.Generator | None = None,
+                 temperature: float = 1.0, tanh_constant: float = 0.0) -> None:
         super().__init__()
+        self.temperature, self.tanh_constant = temperature, tanh_constant
         self.num_tokens = len(decisions)
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.steps = build_program(decisions)
@@ -136,6 +143,13 @@ class ControllerPolicy(nn.Module):
             for parameter in self.parameters():
                 parameter.uniform_(-INIT_RANGE, INIT_RANGE, generator=generator)
 
+    def shape_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        if self.tanh_constant > 0.0:
+            logits = self.tanh_constant * torch.tanh(logits)
+        return logits
+
     def score(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy (both summed over steps) of each row of `tokens`
         (batch, T) under the current policy, differentiable."""
@@ -164,7 +178,7 @@ class ControllerPolicy(nn.Module):
             current = h @ self.attn_curr.T
             chosen = []
             for position, earlier in segment.anchor.skips:
-                q = torch.tanh(anchors_prev[earlier] + current) @ self.attn_v
+                q = self.shape_logits(torch.tanh(anchors_prev[earlier] + current) @ self.attn_v)
                 logp_all = F.log_softmax(torch.stack([torch.zeros_like(q), q], dim=1), dim=-1)
                 picks = tokens[:, position]
                 log_prob = log_prob + logp_all.gather(1, picks.unsqueeze(1)).squeeze(1)
@@ -179,7 +193,7 @@ class ControllerPolicy(nn.Module):
                        tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum over `positions` of log p(token) and of the entropy, all heads at once."""
         steps, batch, _ = hidden.shape
-        logits_all = F.linear(hidden, self.head_weight, self.head_bias)      # (S, B, total)
+        logits_all = self.shape_logits(F.linear(hidden, self.head_weight, self.head_bias))
         index = self.choice_index[positions].unsqueeze(1).expand(steps, batch, -1)
         valid = self.choice_valid[positions].unsqueeze(1)
         logp_all = F.log_softmax(logits_all.gather(2, index).masked_fill(~valid, MASKED), dim=-1)

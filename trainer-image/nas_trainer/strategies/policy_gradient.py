@@ -37,7 +37,8 @@ class PolicyGradientStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, *, lstm_layers: int,
                  hidden_size: int, learning_rate: float, baseline_decay: float,
                  entropy_weight: float, batch_size: int, reward_normalization: str = "none",
-                 failure_reward: float = 0.0) -> None:
+                 failure_reward: float = 0.0, temperature: float = 1.0,
+                 tanh_constant: float = 0.0) -> None:
         super().__init__(space, seed)
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"rewardNormalization must be one of "
@@ -48,7 +49,8 @@ class PolicyGradientStrategy(Strategy):
         self.reward_normalization = reward_normalization
         self.failure_reward = failure_reward
         init_generator = torch.Generator().manual_seed(seed)
-        self.policy = ControllerPolicy(space.decisions, hidden_size, lstm_layers, init_generator)
+        self.policy = ControllerPolicy(space.decisions, hidden_size, lstm_layers, init_generator,
+                                       temperature=temperature, tanh_constant=tanh_constant)
         self.optimizer = FlatAdam(self.policy.parameters(), lr=learning_rate)
         self.sampler = NumpySampler(self.policy)
         self.rng = np.random.default_rng(seed)  # draws tokens

@@ -17,12 +17,14 @@ class PpoStrategy(PolicyGradientStrategy):
                  hidden_size: int = 100, learning_rate: float = 3.5e-4,
                  baseline_decay: float = 0.95, entropy_weight: float = 1e-5,
                  batch_size: int = 1, clip_epsilon: float = 0.2, ppo_epochs: int = 4,
-                 reward_normalization: str = "none", failure_reward: float = 0.0) -> None:
+                 reward_normalization: str = "none", failure_reward: float = 0.0,
+                 temperature: float = 1.0, tanh_constant: float = 0.0) -> None:
         super().__init__(space, seed, lstm_layers=lstm_layers, hidden_size=hidden_size,
                          learning_rate=learning_rate, baseline_decay=baseline_decay,
                          entropy_weight=entropy_weight, batch_size=batch_size,
                          reward_normalization=reward_normalization,
-                         failure_reward=failure_reward)
+                         failure_reward=failure_reward, temperature=temperature,
+                         tanh_constant=tanh_constant)
         self.clip_epsilon = clip_epsilon
         self.ppo_epochs = ppo_epochs
 

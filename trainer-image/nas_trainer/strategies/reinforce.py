@@ -15,12 +15,14 @@ class ReinforceStrategy(PolicyGradientStrategy):
                  hidden_size: int = 35, learning_rate: float = 6e-4,
                  baseline_decay: float = 0.95, entropy_weight: float = 1e-4,
                  batch_size: int = 1, reward_normalization: str = "none",
-                 failure_reward: float = 0.0) -> None:
+                 failure_reward: float = 0.0, temperature: float = 1.0,
+                 tanh_constant: float = 0.0) -> None:
         super().__init__(space, seed, lstm_layers=lstm_layers, hidden_size=hidden_size,
                          learning_rate=learning_rate, baseline_decay=baseline_decay,
                          entropy_weight=entropy_weight, batch_size=batch_size,
                          reward_normalization=reward_normalization,
-                         failure_reward=failure_reward)
+                         failure_reward=failure_reward, temperature=temperature,
+                         tanh_constant=tanh_constant)
 
     def loss(self, tokens: torch.Tensor, advantages: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,6 +59,10 @@ class NumpySampler:
         x = np.broadcast_to(self.start, (batch, size))
 
         def decide(logits: np.ndarray, position: int) -> np.ndarray:
+            if policy.temperature != 1.0:  # as ControllerPolicy.shape_logits
+                logits = logits / policy.temperature
+            if policy.tanh_constant > 0.0:
+                logits = policy.tanh_constant * np.tanh(logits)
             logp = _log_softmax(logits)
             cdf = np.cumsum(np.exp(logp), axis=1)
             u = rng.random(batch)[:, None] * cdf[:, -1:]
