@@ -147,10 +147,14 @@ def test_space_option_bounds_match(space, option):
         with pytest.raises(OptionError):
             get_space(space, {option: 1})
         return
-    assert crd["type"] == "integer" and "maximum" not in crd  # the spaces have no maximum
+    assert crd["type"] == "integer"
     get_space(space, {option: crd["minimum"]})
     with pytest.raises(OptionError):
         get_space(space, {option: crd["minimum"] - 1})
+    # a maximum on both sides: a typo (layers: 1000) is refused, not built
+    get_space(space, {option: crd["maximum"]})
+    with pytest.raises(OptionError, match=f"must be <= {crd['maximum']}"):
+        get_space(space, {option: crd["maximum"] + 1})
 
 
 def test_nas_bench_graph_datasets():

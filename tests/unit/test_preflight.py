@@ -172,3 +172,19 @@ def test_nas_validate_accepts_every_example(path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert "valid" in result.output
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"name": "macro-cnn", "options": {"layers": 10000}},
+     "spec.searchSpace.options.layers must be <= 100 (got 10000)"),
+    ({"name": "nasnet", "options": {"blocks": 500}},
+     "spec.searchSpace.options.blocks must be <= 20 (got 500)"),
+    ({"name": "rnn-cell", "options": {"base": 4096}},
+     "spec.searchSpace.options.base must be <= 64 (got 4096)"),
+])
+def test_a_typo_sized_space_is_refused_at_once(tmp_path, space, message):
+    """layers: 10000 used to hang `nas validate` (50 million skip decisions)."""
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(search(space, {"dataset": "digits"})))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())

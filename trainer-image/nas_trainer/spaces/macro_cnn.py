@@ -10,6 +10,7 @@ from .base import Anchor, Decision, SearchSpace, require_option
 FILTER_SIZES = (1, 3, 5, 7)
 FILTER_COUNTS = (24, 36, 48, 64)
 STRIDES = (1, 2, 3)
+MAX_LAYERS = 100
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class MacroCnnOptions:
 
     def __post_init__(self) -> None:
         require_option(self.layers >= 1, "layers", f"layers must be >= 1 (got {self.layers})")
+        # Skip decisions grow as layers²: a typo such as 1000 would make 500,000 decisions
+        # (and Trial objects too big to store), not a search. The CRD has the same maximum.
+        require_option(self.layers <= MAX_LAYERS, "layers",
+                       f"layers must be <= {MAX_LAYERS} (got {self.layers})")
 
 
 class MacroCnnSpace(SearchSpace):

@@ -16,6 +16,7 @@ OPERATIONS = (
 )
 COMBINES = ("add", "concat")
 CELLS = ("normal", "reduction")
+MAXIMA = {"blocks": 20, "cells": 32, "filters": 1024}
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class NasnetOptions:
         require_option(self.blocks >= 1, "blocks", f"blocks must be >= 1 (got {self.blocks})")
         require_option(self.cells >= 1, "cells", f"cells must be >= 1 (got {self.cells})")
         require_option(self.filters >= 2, "filters", f"filters must be >= 2 (got {self.filters})")
+        # Upper bounds as the CRD's, far above the paper's (B=5, N<=7, F<=168): a typo is
+        # refused instead of sampled and built.
+        for key, maximum in MAXIMA.items():
+            value = getattr(self, key)
+            require_option(value <= maximum, key, f"{key} must be <= {maximum} (got {value})")
 
 
 class NasnetSpace(SearchSpace):

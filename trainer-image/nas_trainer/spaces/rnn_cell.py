@@ -9,6 +9,7 @@ from .base import Decision, SearchSpace, require_option
 
 COMBINES = ("add", "mul")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
+MAX_BASE = 64
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class RnnCellOptions:
 
     def __post_init__(self) -> None:
         require_option(self.base >= 2, "base", f"base must be >= 2 (got {self.base})")
+        # As the CRD's maximum (the paper's base is 8): a typo is refused, not built.
+        require_option(self.base <= MAX_BASE, "base",
+                       f"base must be <= {MAX_BASE} (got {self.base})")
 
 
 class RnnCellSpace(SearchSpace):
