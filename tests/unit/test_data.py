@@ -130,6 +130,18 @@ def test_image_folder_reads_one_folder_per_class_and_a_test_split(tmp_path):
     assert dogs[..., 2].min() == 255 and dogs[..., 0].max() == 0   # class 1 = "dog" = blue
 
 
+def test_image_folder_test_split_must_name_the_training_classes(tmp_path):
+    from PIL import Image
+
+    for split, labels in (("train", ("cat", "dog", "fox")), ("test", ("cat", "dgo"))):
+        for label in labels:
+            (tmp_path / split / label).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / label / "0.png")
+    expected = r"test must have the class folders of .*train \(missing: \['dog', 'fox'\]; "
+    with pytest.raises(DatasetError, match=expected + r"not in train: \['dgo'\]\)"):
+        load_dataset("image-folder", str(tmp_path), validation=1)
+
+
 def test_ptb_corpus_builds_its_vocabulary_from_the_training_text(tmp_path):
     (tmp_path / "ptb.train.txt").write_text(" the cat sat \n the dog sat \n")
     (tmp_path / "ptb.valid.txt").write_text(" the bird sat \n")

@@ -49,6 +49,15 @@ def load_image_folder(data_path: str | None, validation: float | int = 0.1,
     x, y = read_folder(train_root, classes, image_size, mode)
     test_x = test_y = None
     if train_root != root and (root / "test").is_dir():
+        # Labels are indices into train/'s sorted class folders: test/ must name the same
+        # classes (a missing one used to end in FileNotFoundError, retried as if transient).
+        test_classes = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+        if test_classes != classes:
+            missing = sorted(set(classes) - set(test_classes))
+            extra = sorted(set(test_classes) - set(classes))
+            raise DatasetError(f"image-folder: {root / 'test'} must have the class folders of "
+                               f"{train_root} (missing: {missing or 'none'}; not in train: "
+                               f"{extra or 'none'})")
         test_x, test_y = read_folder(root / "test", classes, image_size, mode)
     train_x, train_y, val_x, val_y = split_holdout(x, y, validation, split_seed)
     return ImageData("image-folder", train_x, train_y, val_x, val_y, test_x, test_y,
