@@ -24,7 +24,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 EXIT_OK, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 3
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -92,40 +93,55 @@ def termination_path(arg: str | None) -> str | None:
     return path if os.path.exists(path) and os.access(path, os.W_OK) else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    started = time.perf_counter()
-    args = parse_args(argv)
-    log_path = termination_path(args.termination_log)
-    from .errors import ArchitectureError
-    from .training.result import error_json, write_termination_message
+@dataclass
+class Evaluation:
+    """What one trial ended with: the exit code nas-train would return, the result JSON
+    (contract 3; an error JSON when the code is not 0), and the retryable error, if any."""
+    code: int
+    doc: dict[str, Any]
+    error: BaseException | None = None
 
-    def fail(message: str, permanent: bool) -> int:
-        print(f"nas-train: {'invalid' if permanent else 'error'}: {message}", file=sys.stderr)
-        write_termination_message(log_path, error_json(message, permanent))
-        return EXIT_PERMANENT if permanent else EXIT_RETRYABLE
+
+def evaluate(architecture: Any, read_config: Callable[[], dict[str, Any]], out: str | None,
+             started: float, quiet: bool = False, data_cache: dict[Any, Any] | None = None,
+             prog: str = "nas-train") -> Evaluation:
+    """Train (or look up) one architecture and classify how it ended: nas-train's code
+    path, also run in process by nas-worker for successive trials. `read_config` is called
+    only when the architecture needs training (a nas-bench-graph lookup needs none).
+    `data_cache` keeps datasets loaded between calls (keyed by the trainer config)."""
+    from .errors import ArchitectureError
+    from .training.result import error_json
+
+    def fail(message: str, permanent: bool, error: BaseException | None = None) -> Evaluation:
+        print(f"{prog}: {'invalid' if permanent else 'error'}: {message}", file=sys.stderr)
+        code = EXIT_PERMANENT if permanent else EXIT_RETRYABLE
+        return Evaluation(code, error_json(message, permanent), error)
 
     try:
-        architecture = read_document(args.architecture, "NAS_ARCHITECTURE", "architecture")
+        if isinstance(architecture, InputError):
+            raise architecture
         if not isinstance(architecture, dict):
             raise InputError("the architecture must be a JSON object (contract 2)")
         if architecture.get("space") == "nas-bench-graph":
-            return answer_from_table(architecture, args, started, log_path)
+            return Evaluation(EXIT_OK, answer_from_table(architecture, out, started))
     except (InputError, ArchitectureError) as err:
         return fail(str(err), permanent=True)
     # torch is imported here, after argument parsing, and counted in `seconds`.
     from .training import ConfigError, TrainerConfig, train_architecture
-    from .training.run import log_to_stderr
+    from .training.run import load_data, log_to_stderr
 
     try:
-        config_doc = trainer_block(read_document(args.config, "NAS_TRAINER_CONFIG", "config")
-                                   if args.config or os.environ.get("NAS_TRAINER_CONFIG")
-                                   else {})
-        if args.device:
-            config_doc["device"] = args.device
+        config_doc = read_config()
         config = TrainerConfig.from_dict(config_doc)
-        out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
+        data = None
+        if data_cache is not None:
+            key = json.dumps(config_doc, sort_keys=True, default=str)
+            if key not in data_cache:
+                data_cache.clear()  # one dataset at a time: a new config replaces the old
+                data_cache[key] = load_data(config, str(architecture.get("space")))
+            data = data_cache[key]
         outcome = train_architecture(architecture, config, out_dir=out, started=started,
-                                     log=(lambda _: None) if args.quiet else log_to_stderr)
+                                     log=(lambda _: None) if quiet else log_to_stderr, data=data)
     except (InputError, ArchitectureError, ConfigError) as err:
         return fail(str(err), permanent=True)
     except Exception as err:  # noqa: BLE001 - classify, report, and exit
@@ -135,26 +151,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"CUDA out of memory: the child does not fit at this batch size "
                         f"({str(err).splitlines()[0]})", permanent=True)
         traceback.print_exc()
-        return fail(f"{type(err).__name__}: {err}", permanent=False)
-    doc = outcome.result.to_json()
-    write_termination_message(log_path, doc)
-    print(json.dumps(doc, sort_keys=True))
-    return EXIT_OK
+        return fail(f"{type(err).__name__}: {err}", permanent=False, error=err)
+    return Evaluation(EXIT_OK, outcome.result.to_json())
 
 
-def answer_from_table(architecture: dict[str, Any], args: argparse.Namespace, started: float,
-                      log_path: str | None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    log_path = termination_path(args.termination_log)
+    from .training.result import write_termination_message
+
+    def read_config() -> dict[str, Any]:
+        config_doc = trainer_block(read_document(args.config, "NAS_TRAINER_CONFIG", "config")
+                                   if args.config or os.environ.get("NAS_TRAINER_CONFIG")
+                                   else {})
+        if args.device:
+            config_doc["device"] = args.device
+        return config_doc
+
+    try:
+        architecture = read_document(args.architecture, "NAS_ARCHITECTURE", "architecture")
+    except InputError as err:
+        architecture = err  # evaluate() reports it like any other invalid architecture
+    out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
+    evaluation = evaluate(architecture, read_config, out, started, quiet=args.quiet)
+    write_termination_message(log_path, evaluation.doc)
+    if evaluation.code == EXIT_OK:
+        print(json.dumps(evaluation.doc, sort_keys=True))
+    return evaluation.code
+
+
+def answer_from_table(architecture: dict[str, Any], out: str | None,
+                      started: float) -> dict[str, Any]:
     """A nas-bench-graph trial: a table lookup, without torch (about a second a pod)."""
-    from .training.result import write_termination_message, write_trial_folder
+    from .training.result import write_trial_folder
     from .training.tabular import tabular_result
 
     doc = tabular_result(architecture, started).to_json()
-    out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
     if out:
         write_trial_folder(Path(out), doc, [])
-    write_termination_message(log_path, doc)
-    print(json.dumps(doc, sort_keys=True))
-    return EXIT_OK
+    return doc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""`nas-worker`: a warm trial pod (spec.trials.mode WarmPool) that trains successive Trials.
+
+A fresh trial process spends seconds importing torch and making its first CUDA context
+before it trains anything; a worker pays that once. The operator writes each assignment
+into this pod's annotation ``archsearch.io/assignment`` (JSON: trial, uid, attempt,
+architecture, config, outputDir); the worker watches its own pod, trains the assignment
+in process with nas-train's code path (``train_cli.evaluate``) and answers in the
+annotation ``archsearch.io/result`` (JSON: trial, uid, attempt, result: contract 3). The
+operator alone writes Trial status; the worker's ServiceAccount may only read and patch
+its own pod.
+
+Exit: SIGTERM ends it at once (the operator requeues the Trial); a CUDA error that may
+have poisoned the context is reported as retryable, then the worker exits 1 so that the
+operator replaces the pod.
+
+Env: ``NAS_POD_NAME``, ``NAS_NAMESPACE`` (fieldRefs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from .train_cli import EXIT_OK, EXIT_RETRYABLE, Evaluation, evaluate
+
+ASSIGNMENT_ANNOTATION = "archsearch.io/assignment"
+RESULT_ANNOTATION = "archsearch.io/result"
+WATCH_SECONDS = 300
+CUDA_WORDS = ("CUDA", "CUBLAS", "CUDNN", "cuDNN", "device-side assert", "NCCL")
+
+
+def run_key(doc: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Which run of which Trial a document is about: (trial, uid, attempt)."""
+    return doc.get("trial"), doc.get("uid"), doc.get("attempt")
+
+
+def read_json(annotations: dict[str, str] | None, key: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads((annotations or {}).get(key) or "null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def pending_assignment(annotations: dict[str, str] | None) -> dict[str, Any] | None:
+    """The assignment this pod still has to answer (None when idle or already answered)."""
+    assignment = read_json(annotations, ASSIGNMENT_ANNOTATION)
+    if assignment is None:
+        return None
+    result = read_json(annotations, RESULT_ANNOTATION)
+    if result is not None and run_key(result) == run_key(assignment):
+        return None
+    return assignment
+
+
+def result_patch(assignment: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch answering ``assignment`` with the result JSON ``doc`` (< 4 KiB)."""
+    from .training.result import TERMINATION_LIMIT, compact
+
+    trial, uid, attempt = run_key(assignment)
+    result = json.loads(compact(doc, TERMINATION_LIMIT - 512))  # 512: room for the envelope
+    answer = {"trial": trial, "uid": uid, "attempt": attempt, "result": result}
+    return {"metadata": {"annotations": {RESULT_ANNOTATION: json.dumps(answer, sort_keys=True)}}}
+
+
+def may_have_poisoned_cuda(error: BaseException | None) -> bool:
+    """A retryable error after which this process's CUDA context cannot be trusted."""
+    if error is None or "torch" not in sys.modules:
+        return False
+    import torch
+
+    if not torch.cuda.is_initialized():
+        return False
+    return type(error).__name__ == "AcceleratorError" or any(w in str(error) for w in CUDA_WORDS)
+
+
+def train(assignment: dict[str, Any], data_cache: dict[Any, Any]) -> Evaluation:
+    """nas-train's evaluation of one assignment, in this process."""
+    started = time.perf_counter()
+    config = assignment.get("config")
+    return evaluate(assignment.get("architecture"),
+                    lambda: dict(config) if isinstance(config, dict) else {},
+                    assignment.get("outputDir") or None, started,
+                    data_cache=data_cache, prog="nas-worker")
+
+
+def log(message: str) -> None:
+    print(f"nas-worker: pid {os.getpid()}: {message}", file=sys.stderr, flush=True)
+
+
+def serve(pod: str, namespace: str) -> int:
+    """Watch this pod and answer its assignments until the pod is deleted."""
+    from kubernetes import client, config, watch
+    from kubernetes.client.rest import ApiException
+
+    config.load_incluster_config()
+    core = client.CoreV1Api()
+    answered: set[tuple[Any, Any, Any]] = set()
+    data_cache: dict[Any, Any] = {}
+    log(f"watching pod {namespace}/{pod}")
+    while True:
+        stream = watch.Watch().stream(core.list_namespaced_pod, namespace,
+                                      field_selector=f"metadata.name={pod}",
+                                      timeout_seconds=WATCH_SECONDS)
+        try:
+            for event in stream:
+                if event["type"] == "DELETED":
+                    return 0
+                annotations = event["object"].metadata.annotations
+                assignment = pending_assignment(annotations)
+                if assignment is None or run_key(assignment) in answered:
+                    continue
+                had_torch = "torch" in sys.modules
+                evaluation = train(assignment, data_cache)
+                if not had_torch and "torch" in sys.modules:
+                    log("imported torch")
+                core.patch_namespaced_pod(pod, namespace, result_patch(assignment, evaluation.doc))
+                answered.add(run_key(assignment))
+                outcome = (f"reward {evaluation.doc.get('reward')}" if evaluation.code == EXIT_OK
+                           else f"error {evaluation.doc.get('error')}")
+                log(f"trial {assignment.get('trial')} attempt {assignment.get('attempt')}: "
+                    f"{outcome}")
+                if evaluation.code == EXIT_RETRYABLE and may_have_poisoned_cuda(evaluation.error):
+                    log("the CUDA context may be broken: exiting so that the pod is replaced")
+                    return 1
+        except ApiException as err:
+            if err.status == 404:
+                return 0
+            if err.status != 410:  # 410 Gone: the watch is too old; list again
+                raise
+
+
+def _exit_now(signum: int, _frame: Any) -> None:
+    # The pod is being deleted: the running trial is abandoned (the operator requeues it).
+    os._exit(128 + signum)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_now)
+    signal.signal(signal.SIGINT, _exit_now)
+    pod, namespace = os.environ.get("NAS_POD_NAME"), os.environ.get("NAS_NAMESPACE")
+    if not pod or not namespace:
+        print("nas-worker: NAS_POD_NAME and NAS_NAMESPACE must be set (fieldRefs)",
+              file=sys.stderr)
+        return 2
+    return serve(pod, namespace)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
