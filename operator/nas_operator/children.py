@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from . import events
-from .builders.rbac import build_rbac
+from .builders.rbac import build_rbac, build_worker_rbac
 from .builders.snapshot import build_trainer_snapshot, read_trainer_snapshot
 from .builders.storage import build_pvc, claim_name, pvc_owner_references
 from .k8s import KubeApi
@@ -22,7 +22,9 @@ from .names import (
     LABEL_COMPONENT,
     LABEL_GENERATION,
     LABEL_SEARCH,
+    MODE_WARM_POOL,
     snapshot_name,
+    trials_mode,
 )
 
 
@@ -100,7 +102,10 @@ def ensure_volume(api: KubeApi, search: dict[str, Any]) -> None:
 
 
 def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
-    for obj in build_rbac(search):
+    objects = build_rbac(search)
+    if trials_mode(search) == MODE_WARM_POOL:
+        objects += build_worker_rbac(search)  # its Role follows spec.trials.parallelism
+    for obj in objects:
         existing, created = ensure(api, obj)
         meta = obj["metadata"]
         if not created and obj["kind"] == "Role" and existing.get("rules") != obj["rules"]:

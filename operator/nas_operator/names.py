@@ -20,6 +20,7 @@ LABEL_TRIAL = "archsearch.io/trial"
 LABEL_TRIAL_INDEX = "archsearch.io/trial-index"
 LABEL_COMPONENT = "archsearch.io/component"
 LABEL_GENERATION = "archsearch.io/generation"
+LABEL_POD_HASH = "archsearch.io/pod-hash"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "nas-operator"
 
@@ -29,6 +30,14 @@ COMPONENT_STORAGE = "storage"
 COMPONENT_RBAC = "rbac"
 COMPONENT_SNAPSHOT = "trainer-snapshot"
 COMPONENT_FINAL = "final-training"
+COMPONENT_WORKER = "worker"
+
+# spec.trials.mode: a Job per Trial, or warm worker pods that train successive Trials
+MODE_JOB = "Job"
+MODE_WARM_POOL = "WarmPool"
+# a warm worker's pod annotations: the operator's assignment, the worker's answer
+ASSIGNMENT_ANNOTATION = "archsearch.io/assignment"
+RESULT_ANNOTATION = "archsearch.io/result"
 
 TRAINER_CONTAINER = "trainer"
 CONTROLLER_CONTAINER = "controller"
@@ -43,6 +52,20 @@ STATUS_POLICY_NAME = "archsearch.io-controller-status"
 def controller_name(search: str) -> str:
     """The controller pod, its ServiceAccount, Role, RoleBinding and Lease."""
     return f"{search}-controller"
+
+
+def worker_name(search: str, index: int) -> str:
+    """Warm worker pod ``index`` of a search (mode WarmPool)."""
+    return f"{search}-worker-{index}"
+
+
+def worker_account(search: str) -> str:
+    """The warm workers' ServiceAccount, Role and RoleBinding."""
+    return f"{search}-worker"
+
+
+def trials_mode(search: dict) -> str:
+    return ((search.get("spec") or {}).get("trials") or {}).get("mode") or MODE_JOB
 
 
 def pvc_name(search: str) -> str:

@@ -20,6 +20,7 @@ class TrialRecord:
     reward: float | None
     hash: str
     summary: str
+    generation: int = 1  # spec.searchGeneration: which trainer snapshot runs it
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def trial_record(body: dict[str, Any]) -> TrialRecord:
         reward=float(reward) if isinstance(reward, (int, float)) else None,
         hash=str((spec.get("architecture") or {}).get("hash", "")),
         summary=str(status.get("summary", "")),
+        generation=int(spec.get("searchGeneration") or 1),
     )
 
 

@@ -17,7 +17,7 @@ from . import events, metrics
 from .builders.controller_pod import build_controller_pod
 from .config import OperatorSettings
 from .k8s import KubeApi
-from .names import API_VERSION, SEARCH_KIND
+from .names import API_VERSION, MODE_WARM_POOL, SEARCH_KIND, trials_mode
 from .records import PodRecord, TrialRecord
 from .final_training import announce_final, sync_final
 from .search_status import (
@@ -30,6 +30,7 @@ from .search_status import (
     utcnow,
 )
 from .trial_status import status_patch
+from .warm_pool_sync import sync_warm_pool
 
 log = logging.getLogger(__name__)
 OPERATOR_FIELDS_IGNORED = ("controller",)  # the controller's part of the status
@@ -98,6 +99,8 @@ def reconcile_search(
     old = search.get("status") or {}
     if old.get("observedGeneration") is None:
         return  # its children are not made yet (on.create runs first)
+    if trials_mode(search) == MODE_WARM_POOL:
+        sync_warm_pool(api, search, records, settings)
     now = utcnow()
     final = None
     if in_final_stage(search, count_trials(records)):

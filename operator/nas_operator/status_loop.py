@@ -22,6 +22,7 @@ from typing import Any
 from . import metrics
 from .config import OperatorSettings
 from .k8s import api
+from .names import MODE_WARM_POOL
 from .records import JobRecord, PodRecord, TrialRecord
 from .search_reconcile import reconcile_search, trials_to_repair
 from .trial_sync import sync_trial
@@ -76,7 +77,9 @@ class StatusLoop:
                 )
                 pods: list[PodRecord] = list(indices["controller_pods"].get((namespace, name), []))
                 finished: dict[str, bool | None] = {}
-                for record in records:
+                # WarmPool Trials have no Job: the warm pool's own pass repairs them
+                warm = MODE_WARM_POOL in indices["searches"].get((namespace, name), [])
+                for record in ([] if warm else records):
                     job: list[JobRecord] = list(jobs.get((namespace, record.name), []))
                     finished[record.name] = job[0].finished if job else None
                 work.append(
@@ -111,7 +114,7 @@ class StatusLoop:
         started = time.perf_counter()
         client = api()
         reconcile_search(client, namespace, name, records, pod, settings)
-        for trial in trials_to_repair(records, finished):
+        for trial in trials_to_repair(records, finished) if finished else []:
             sync_trial(client, namespace, trial, settings)
         metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
 

@@ -31,7 +31,7 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+def terminated_state(pod: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer container's terminated state, if it has ended."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") == TRAINER_CONTAINER:
@@ -53,7 +53,7 @@ def _by_creation(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult | None, str]:
     """The result JSON (and raw message) of the newest pod that ended as asked."""
     for pod in reversed(_by_creation(pods)):
-        term = _terminated(pod)
+        term = terminated_state(pod)
         if term is None or (term.get("exitCode") == 0) != exit_zero:
             continue
         message = term.get("message") or ""
@@ -61,7 +61,9 @@ def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult
     return None, ""
 
 
-def _succeeded(result: TrialResult | None, raw: str) -> dict[str, Any]:
+def succeeded_status(result: TrialResult | None, raw: str) -> dict[str, Any]:
+    """The status of a Trial whose trainer ended well (exit 0; or a warm worker's answer
+    without an error): Succeeded with its reward, or InvalidResult."""
     if result is None or result.reward is None:
         return {
             "phase": "Failed",
@@ -136,7 +138,7 @@ def derive_job_status(
         status["startTime"] = job_status["startTime"]
     if (cond := _condition(job, "Complete")) is not None:
         result, raw = _result_of(pods, exit_zero=True)
-        status.update(_succeeded(result, raw))
+        status.update(succeeded_status(result, raw))
         status["completionTime"] = job_status.get("completionTime") or cond.get(
             "lastTransitionTime"
         )

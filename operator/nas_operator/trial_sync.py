@@ -18,7 +18,15 @@ from .builders.trial_job import build_trial_job
 from .children import trainer_snapshot_for
 from .config import OperatorSettings
 from .k8s import KubeApi
-from .names import API_VERSION, LABEL_TRIAL, SEARCH_KIND, TRIAL_KIND, job_name
+from .names import (
+    API_VERSION,
+    LABEL_TRIAL,
+    MODE_WARM_POOL,
+    SEARCH_KIND,
+    TRIAL_KIND,
+    job_name,
+    trials_mode,
+)
 from .search_status import parse_time
 from .trial_status import FINISHED, derive_trial_status, status_patch
 
@@ -27,10 +35,9 @@ CONFLICT_RETRIES = 3
 
 
 def _create_job(
-    api: KubeApi, trial: dict[str, Any], settings: OperatorSettings
+    api: KubeApi, trial: dict[str, Any], search: dict[str, Any] | None, settings: OperatorSettings
 ) -> dict[str, Any] | None:
-    spec, meta = trial["spec"], trial["metadata"]
-    search = api.get(API_VERSION, SEARCH_KIND, meta["namespace"], spec["searchName"])
+    spec = trial["spec"]
     if search is None:
         return None
     run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
@@ -80,7 +87,12 @@ def sync_trial(
             return old
         job = api.get("batch/v1", "Job", namespace, job_name(name))
         if job is None and not old.get("jobName"):
-            job = _create_job(api, trial, settings)
+            search = api.get(
+                API_VERSION, SEARCH_KIND, namespace, trial["spec"]["searchName"]
+            )
+            if search is not None and trials_mode(search) == MODE_WARM_POOL:
+                return old  # no Job: the warm pool (warm_pool_sync.py) runs this Trial
+            job = _create_job(api, trial, search, settings)
             if job is None:
                 new = {
                     **old,
@@ -88,11 +100,11 @@ def sync_trial(
                     "reason": "SearchNotFound",
                     "message": f"ArchitectureSearch {trial['spec']['searchName']} does not exist",
                 }
-                return _write(api, trial, old, new)
+                return write_trial_status(api, trial, old, new)
         pods = api.list("v1", "Pod", namespace, f"{LABEL_TRIAL}={name}") if job is not None else []
         new = derive_trial_status(trial, job, pods)
         try:
-            return _write(api, trial, old, new)
+            return write_trial_status(api, trial, old, new)
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -100,9 +112,11 @@ def sync_trial(
     return None
 
 
-def _write(
+def write_trial_status(
     api: KubeApi, trial: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
 ) -> dict[str, Any]:
+    """Patch the Trial's status from ``old`` to ``new``, conditional on the resourceVersion
+    it was read at (409 when it changed); announces a finish (metrics, Event)."""
     patch = status_patch(old, new)
     if not patch:
         return new

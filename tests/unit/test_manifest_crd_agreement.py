@@ -216,6 +216,11 @@ def test_enums_and_patterns_are_the_parsers():
     assert decision["items"]["properties"]["choices"]["maxItems"] == m.MAX_CHOICES
     assert decision["items"]["properties"]["name"]["pattern"] == m.DECISION_NAME.pattern
     assert f"size() <= {m.MAX_NAME_LENGTH}" in rules(SCHEMA)[0]
+    mode = SPEC["trials"]["properties"]["mode"]
+    assert mode["enum"] == list(m.TRIAL_MODES) and mode["default"] == m.TrialsSpec().mode
+    warm_pool_rule = next(r for r in SCHEMA["x-kubernetes-validations"]
+                          if "WarmPool" in r["rule"])
+    assert " ".join(warm_pool_rule["message"].split()) == m.WARM_POOL_COMMAND_MESSAGE
 
 
 def test_defaults_are_the_parsers():

@@ -213,6 +213,12 @@ class StrategySpec:
         return make_strategy(self.name, space, self.seed, **self.hyperparameters)
 
 
+TRIAL_MODES = ("Job", "WarmPool")
+WARM_POOL_COMMAND_MESSAGE = (
+    "spec.trials.mode WarmPool runs the built-in trainer (`nas-worker`): remove "
+    "spec.trainer.command, or use spec.trials.mode Job to run your own trainer")
+
+
 @dataclass(frozen=True)
 class TrialsSpec:
     max: int = 100
@@ -221,6 +227,7 @@ class TrialsSpec:
     retries: int = 2
     timeout_seconds: int = 3600
     goal: float | None = None
+    mode: str = "Job"   # on a cluster: a Job per Trial, or WarmPool workers; `nas run` ignores it
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,8 @@ def parse_search(doc: Any) -> SearchManifest:
     suspend = spec.boolean("suspend", False)
     spec.finish()
     _check_trainer_fits_space(space, trainer)
+    if trials.mode == "WarmPool" and trainer.command is not None:
+        raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
                           document=dict(doc), final_training=final_training)
@@ -428,6 +437,7 @@ def _parse_trials(section: _Section) -> TrialsSpec:
         retries=section.integer("retries", defaults.retries, minimum=0, maximum=100),
         timeout_seconds=section.integer("timeoutSeconds", defaults.timeout_seconds, minimum=1),
         goal=section.number("goal", None),
+        mode=section.string("mode", defaults.mode, choices=TRIAL_MODES),
     )
     section.finish()
     if trials.parallelism > trials.max:

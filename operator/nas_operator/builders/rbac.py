@@ -17,6 +17,8 @@ from ..names import (
     controller_name,
     owner_reference,
     search_labels,
+    worker_account,
+    worker_name,
 )
 
 
@@ -90,3 +92,42 @@ def build_role_binding(search: dict[str, Any]) -> dict[str, Any]:
 def build_rbac(search: dict[str, Any]) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding of the search's controller, in creation order."""
     return [build_service_account(search), build_role(search), build_role_binding(search)]
+
+
+def worker_rules(search: dict[str, Any]) -> list[dict[str, Any]]:
+    """Warm workers read and answer their own pods (a list/watch narrowed by resourceNames
+    needs a metadata.name field selector, which is how nas-worker watches)."""
+    name = search["metadata"]["name"]
+    parallelism = int((search["spec"].get("trials") or {}).get("parallelism") or 1)
+    return [
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "resourceNames": [worker_name(name, i) for i in range(parallelism)],
+            "verbs": ["get", "list", "watch", "patch"],
+        }
+    ]
+
+
+def build_worker_rbac(search: dict[str, Any]) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding of the search's warm workers (mode WarmPool)."""
+    metadata = {**_metadata(search), "name": worker_account(search["metadata"]["name"])}
+    account = metadata["name"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata,
+            "rules": worker_rules(search),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": account, "namespace": metadata["namespace"]}
+            ],
+        },
+    ]

@@ -98,17 +98,21 @@ def _env(
 
 
 def _container(
-    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, output_dir: str | None
+    run: dict[str, Any],
+    settings: OperatorSettings,
+    env: list[dict[str, Any]],
+    mount_volume: bool,
+    command: list[str] | None,
 ) -> dict[str, Any]:
     trainer = run["trainer"]
     mounts = list(trainer.get("volumeMounts") or [])
-    if output_dir:
+    if mount_volume:
         mounts.append({"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH})
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": trainer.get("image") or settings.default_trainer_image,
-        "command": list(trainer.get("command") or DEFAULT_COMMAND),
-        "env": _env(trial, run, output_dir),
+        "command": list(command or trainer.get("command") or DEFAULT_COMMAND),
+        "env": env,
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": trainer.get("securityContext") or {"allowPrivilegeEscalation": False},
@@ -125,16 +129,28 @@ def _container(
     return container
 
 
-def _pod_spec(
-    trial: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, output_dir: str | None
+def trainer_pod_spec(
+    run: dict[str, Any],
+    settings: OperatorSettings,
+    env: list[dict[str, Any]],
+    *,
+    mount_volume: bool,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The pod of a trainer (a trial Job's, the final Job's, a warm worker's) from the
+    trainer snapshot ``run``: image, command, resources, placement, security, volumes.
+
+    ``mount_volume``: the search volume at /data; ``command`` overrides the trainer's.
+    """
     trainer = run["trainer"]
     volumes = list(trainer.get("volumes") or [])
     pod: dict[str, Any] = {
-        "restartPolicy": "Never",  # required by podFailurePolicy; the Job makes new pods
-        "containers": [_container(trial, run, settings, output_dir)],
+        # Jobs: required by podFailurePolicy, the Job makes new pods; warm workers: the
+        # operator replaces a dead one
+        "restartPolicy": "Never",
+        "containers": [_container(run, settings, env, mount_volume, command)],
     }
-    if output_dir:
+    if mount_volume:
         volumes.append(
             {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}}
         )
@@ -193,7 +209,9 @@ def build_training_job(
         },
         "template": {
             "metadata": {"labels": dict(metadata["labels"])},
-            "spec": _pod_spec(trial, run, settings, output_dir),
+            "spec": trainer_pod_spec(
+                run, settings, _env(trial, run, output_dir), mount_volume=bool(output_dir)
+            ),
         },
     }
     if settings.trial_job_ttl_seconds is not None:

@@ -18,6 +18,7 @@ from ..names import (
     SEARCH_PLURAL,
     TRIAL_PLURAL,
     VERSION,
+    trials_mode,
 )
 from ..records import (
     JobRecord,
@@ -32,8 +33,9 @@ from ..records import (
 
 
 @kopf.index(GROUP, VERSION, SEARCH_PLURAL)
-def searches(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]:
-    return {(namespace, name): True}
+def searches(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+    """Each search's spec.trials.mode (Job or WarmPool)."""
+    return {(namespace, name): trials_mode({"spec": dict(spec)})}
 
 
 @kopf.index(GROUP, VERSION, TRIAL_PLURAL)

@@ -20,12 +20,14 @@ from ..names import (
     LABEL_COMPONENT,
     LABEL_SEARCH,
     LABEL_TRIAL,
+    MODE_WARM_POOL,
     TRIAL_PLURAL,
     VERSION,
 )
 from ..status_loop import LOOP
 from ..trial_status import FINISHED
 from ..trial_sync import sync_trial
+from .workers import pool_pass
 
 
 @kopf.on.event(GROUP, VERSION, TRIAL_PLURAL)
@@ -37,15 +39,23 @@ def trial_event(
     spec: kopf.Spec,
     status: kopf.Status,
     trial_jobs: kopf.Index,
+    searches: kopf.Index,
+    trials_by_search: kopf.Index,
     **_: Any,
 ) -> None:
-    """A new Trial gets its Job; later ones are followed through their Job's events."""
-    LOOP.mark(namespace, spec.get("searchName"))
+    """A new Trial gets its Job (or, mode WarmPool, a worker); later ones are followed
+    through their Job's (or worker's) events."""
+    search_name = spec.get("searchName")
+    LOOP.mark(namespace, search_name)
     if (
         event["type"] == "DELETED"
         or status.get("phase") in FINISHED
         or (namespace, name) in trial_jobs
     ):
+        return
+    if MODE_WARM_POOL in searches.get((namespace, search_name), []):
+        if status.get("phase", "Pending") == "Pending":
+            pool_pass(namespace, search_name, trials_by_search)
         return
     sync_trial(api(), namespace, name, SETTINGS)
 

@@ -1,0 +1,84 @@
+"""A warm worker pod (spec.trials.mode WarmPool): ``nas-worker`` training successive Trials.
+
+Built by the same pod builder as the trial Jobs from one trainer snapshot; labelled with
+that snapshot's generation and a hash of its pod-shaping fields, so a Trial runs only on
+a worker whose pod is the one its own Job would have had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..config import OperatorSettings
+from ..names import (
+    COMPONENT_WORKER,
+    LABEL_GENERATION,
+    LABEL_POD_HASH,
+    owner_reference,
+    search_labels,
+    worker_account,
+    worker_name,
+)
+from .trial_job import POD_FIELDS, trainer_pod_spec
+
+WORKER_COMMAND = ["nas-worker"]
+
+
+def pod_fields_hash(run: dict[str, Any]) -> str:
+    """A hash of what shapes the pod in the trainer snapshot ``run`` (not epochs, not the
+    learning rate: those travel in each assignment)."""
+    trainer = run["trainer"]
+    shaping = {
+        "trainer": {k: v for k, v in trainer.items() if k in POD_FIELDS},
+        "mountSearchVolume": bool(run.get("mountSearchVolume")),
+        "claimName": run.get("claimName") if run.get("mountSearchVolume") else None,
+    }
+    text = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _env(search_name: str, run: dict[str, Any]) -> list[dict[str, Any]]:
+    def field(path: str) -> dict[str, Any]:
+        return {"fieldRef": {"fieldPath": path}}
+
+    return [
+        {"name": "NAS_SEARCH_NAME", "value": search_name},
+        {"name": "NAS_POD_NAME", "valueFrom": field("metadata.name")},
+        {"name": "NAS_NAMESPACE", "valueFrom": field("metadata.namespace")},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *(run["trainer"].get("env") or []),
+    ]
+
+
+def build_worker_pod(
+    search: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, index: int
+) -> dict[str, Any]:
+    """Worker ``index`` of ``search``, built from the trainer snapshot ``run``."""
+    name = search["metadata"]["name"]
+    spec = trainer_pod_spec(
+        run,
+        settings,
+        _env(name, run),
+        mount_volume=bool(run.get("mountSearchVolume")),
+        command=WORKER_COMMAND,
+    )
+    # The worker reads and answers its own pod: its own ServiceAccount, whatever the
+    # trainer's (mode WarmPool runs only the built-in trainer).
+    spec["serviceAccountName"] = worker_account(name)
+    spec["automountServiceAccountToken"] = True
+    labels = search_labels(name, COMPONENT_WORKER)
+    labels[LABEL_GENERATION] = str(run["generation"])
+    labels[LABEL_POD_HASH] = pod_fields_hash(run)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": worker_name(name, index),
+            "namespace": search["metadata"]["namespace"],
+            "labels": labels,
+            "ownerReferences": [owner_reference(search)],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,49 @@
+"""Warm pool handlers (spec.trials.mode WarmPool): an event of a worker pod (an answer, a
+death) or a new Pending Trial runs a pass of its search's pool at once, so a worker waits
+for its next Trial no longer than the API round trips; the status loop's pass repairs
+what an event missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..config import SETTINGS
+from ..k8s import api
+from ..names import (
+    API_VERSION,
+    COMPONENT_WORKER,
+    LABEL_COMPONENT,
+    LABEL_SEARCH,
+    MODE_WARM_POOL,
+    SEARCH_KIND,
+    trials_mode,
+)
+from ..status_loop import LOOP
+from ..warm_pool_sync import sync_warm_pool
+
+
+def pool_pass(namespace: str, search_name: str, trials_by_search: kopf.Index) -> None:
+    search = api().get(API_VERSION, SEARCH_KIND, namespace, search_name)
+    if (
+        search is None
+        or search["metadata"].get("deletionTimestamp")
+        or trials_mode(search) != MODE_WARM_POOL
+        or (search.get("status") or {}).get("observedGeneration") is None
+    ):
+        return
+    records = list(trials_by_search.get((namespace, search_name), []))
+    sync_warm_pool(api(), search, records, SETTINGS)
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_WORKER})
+@metrics.instrumented("worker_pod")
+def worker_pod_event(
+    namespace: str, labels: kopf.Labels, trials_by_search: kopf.Index, **_: Any
+) -> None:
+    search_name = labels.get(LABEL_SEARCH)
+    if search_name:
+        pool_pass(namespace, search_name, trials_by_search)
+        LOOP.mark(namespace, search_name)

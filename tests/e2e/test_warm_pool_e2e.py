@@ -1,0 +1,172 @@
+"""spec.trials.mode WarmPool on the real control plane: the operator keeps
+spec.trials.parallelism worker pods (`nas-worker`) that train successive Trials in one
+process each; Trials still read like a results table, and a lost worker or a killed
+operator neither loses a Trial nor runs one twice."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+from test_operator_fixtures import kube
+from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
+    apply,
+    assert_volume_agrees_with_trials,
+    crds,
+    search,
+    search_operator,
+    trials_of,
+    wait_final,
+)
+
+from tests.cluster.watching import list_watch
+from tests.cluster.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+CORA = {"name": "nas-bench-graph", "options": {"dataset": "cora"}}
+RANDOM = {"name": "random", "seed": 3}
+
+
+def warm(trials: dict) -> dict:
+    return {**trials, "mode": "WarmPool", "timeoutSeconds": trials.get("timeoutSeconds", 120)}
+
+
+class WorkerPods:
+    """Every worker pod of a search ever created (uids), seen by a watch from the start."""
+
+    def __init__(self, cluster, namespace: str, name: str) -> None:
+        self.uids: set[str] = set()
+        self.stop = threading.Event()
+        selector = f"archsearch.io/search={name},archsearch.io/component=worker"
+
+        def seen(pods) -> None:
+            self.uids.update(p["metadata"]["uid"] for p in pods)
+
+        self.thread = threading.Thread(
+            target=list_watch,
+            args=(kube(cluster), f"/api/v1/namespaces/{namespace}/pods",
+                  lambda _type, pod: seen([pod]), seen, self.stop),
+            kwargs={"labelSelector": selector}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def pods_left(cluster, namespace: str, name: str) -> list[dict]:
+    return kube(cluster).get(f"/api/v1/namespaces/{namespace}/pods?labelSelector="
+                             f"archsearch.io/search={name},archsearch.io/component=worker")["items"]
+
+
+def test_nas_bench_graph_warm_pool_runs_every_trial_on_parallelism_workers(
+        cluster, search_operator, namespace):
+    watch = WorkerPods(cluster, namespace, "warm")
+    started = time.monotonic()
+    apply(cluster, search("warm", namespace, CORA, RANDOM, warm({"max": 20, "parallelism": 3})))
+    final = wait_final(cluster, namespace, "warm", timeout=300)
+    seconds = time.monotonic() - started
+    watch.close()
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    _, trials = assert_volume_agrees_with_trials(cluster, namespace, "warm", 20)
+    assert all(t["status"]["phase"] == "Succeeded" for t in trials)
+    assert not any(t["status"].get("jobName") for t in trials)
+    jobs = kube(cluster).get(f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"]
+    assert [j["metadata"]["name"] for j in jobs] == [], "a WarmPool search made Jobs"
+    per_worker = Counter(t["status"]["podName"] for t in trials)
+    assert set(per_worker) == {"warm-worker-0", "warm-worker-1", "warm-worker-2"}, per_worker
+    assert all(n >= 2 for n in per_worker.values()), per_worker
+    assert len(watch.uids) == 3, f"{len(watch.uids)} worker pods were created for 3 workers"
+    wait_for(lambda: not pods_left(cluster, namespace, "warm"),
+             "the workers to be deleted once the search ended", timeout=60)
+    print(f"\n20 nas-bench-graph trials on 3 warm workers: {seconds:.1f}s; per worker "
+          f"{dict(per_worker)}")
+
+
+def test_real_training_imports_torch_once_per_worker(cluster, search_operator, namespace):
+    manifest = search("digits", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
+                      RANDOM, warm({"max": 4, "parallelism": 2, "timeoutSeconds": 300}),
+                      {"dataset": "digits", "epochs": 1, "batchSize": 64})
+    manifest["spec"]["finalTraining"] = {"enabled": False}
+    apply(cluster, manifest)
+    wait_final(cluster, namespace, "digits", timeout=300)
+    final = wait_final(cluster, namespace, "digits", timeout=10)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    _, trials = assert_volume_agrees_with_trials(cluster, namespace, "digits", 4)
+    assert all(0.0 < t["status"]["metrics"]["val_accuracy"] <= 1.0 for t in trials)
+    assert all(t["status"]["parameters"] > 0 for t in trials)
+    ran = Counter(t["status"]["podName"] for t in trials)
+    for pod, count in ran.items():
+        text = cluster.pod_log(namespace, pod)  # kept after the pod is deleted
+        pids = set(re.findall(r"nas-worker: pid (\d+): trial ", text))
+        assert len(re.findall(r"nas-worker: pid \d+: trial ", text)) == count, text[-2000:]
+        assert len(pids) == 1, f"{pod} trained in several processes: {pids}"
+        assert text.count("imported torch") == 1, f"{pod}: torch imported " \
+            f"{text.count('imported torch')} times for {count} trials"
+    assert max(ran.values()) >= 2, ran
+
+
+def test_a_worker_deleted_mid_trial_gives_its_trial_to_a_new_worker_without_a_retry(
+        cluster, search_operator, namespace):
+    manifest = search("lost", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
+                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
+                                    "timeoutSeconds": 300}),
+                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
+    manifest["spec"]["finalTraining"] = {"enabled": False}
+    apply(cluster, manifest)
+
+    def running():
+        for trial in trials_of(cluster, namespace, "lost"):
+            if (trial.get("status") or {}).get("phase") == "Running":
+                return trial
+        return None
+
+    victim = wait_for(running, "a trial to run on the worker", timeout=120, interval=0.2)
+    pod = victim["status"]["podName"]
+    kube(cluster).request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{pod}")
+    final = wait_final(cluster, namespace, "lost", timeout=300)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    trial = next(t for t in trials_of(cluster, namespace, "lost")
+                 if t["metadata"]["name"] == victim["metadata"]["name"])
+    status = trial["status"]
+    # retries: 0, yet it succeeded: the lost run did not use a retry
+    assert status["phase"] == "Succeeded", status
+    assert status["attempts"] == 2 and not status.get("failedAttempts"), status
+
+
+def test_operator_sigkilled_mid_search_assigns_no_trial_twice(cluster, search_operator, namespace):
+    total = 20
+    apply(cluster, search("steady", namespace, CORA, RANDOM,
+                          warm({"max": total, "parallelism": 3})))
+    wait_for(lambda: sum((t.get("status") or {}).get("phase") == "Succeeded"
+                         for t in trials_of(cluster, namespace, "steady")) >= 4,
+             "4 trials to succeed", timeout=120, interval=0.2)
+    operator = search_operator.process
+    operator.stop(signal.SIGKILL)
+    time.sleep(3)
+    operator.start()
+    final = wait_final(cluster, namespace, "steady", timeout=300)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    # every trial once: attempts == 1 each, and trials.jsonl agrees
+    _, trials = assert_volume_agrees_with_trials(cluster, namespace, "steady", total)
+    assert all(t["status"]["phase"] == "Succeeded" for t in trials)
+
+
+def test_admission_refuses_a_warm_pool_with_a_custom_trainer_and_a_mode_change(
+        cluster, crds, namespace):
+    custom = search("mine", namespace, CORA, RANDOM, warm({"max": 2}),
+                    {"command": ["my-trainer"]})
+    refused = apply(cluster, custom, check=False)
+    assert refused.returncode != 0
+    assert "WarmPool runs the built-in trainer (`nas-worker`)" in refused.stderr, refused.stderr
+    assert "use spec.trials.mode Job to run your own trainer" in refused.stderr
+    apply(cluster, search("fixed", namespace, CORA, RANDOM, {"max": 2}))
+    changed = apply(cluster, search("fixed", namespace, CORA, RANDOM, warm({"max": 2})),
+                    check=False)
+    assert changed.returncode != 0 and "spec.trials.mode is immutable" in changed.stderr, \
+        changed.stderr
