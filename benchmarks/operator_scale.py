@@ -4,6 +4,7 @@ the real operator, controller pod (`nas-controller`) and trial pods (`nas-train`
 
     .venv/bin/python benchmarks/operator_scale.py                 # 2,000 trials, 16 at once
     .venv/bin/python benchmarks/operator_scale.py --trials 100    # a few minutes
+    .venv/bin/python benchmarks/operator_scale.py --trials 200 --mode WarmPool   # warm workers
 
 Measures the time from `kubectl apply` to the first trial pod Running, the wall time to
 Succeeded, trials per minute, and the size of every object of the namespace as listed
@@ -76,11 +77,13 @@ TUNED_REINFORCE = {"seed": 0, "rewardNormalization": "rank", "learningRate": 0.0
 
 
 def manifest(trials: int, parallelism: int, namespace: str,
-             strategy: dict[str, Any]) -> dict[str, Any]:
-    """The search of test_search_e2e's 50-trial test, at this scale."""
+             strategy: dict[str, Any], mode: str = "Job") -> dict[str, Any]:
+    """The search of test_search_e2e's 50-trial test, at this scale; ``mode`` is
+    spec.trials.mode (Job: a Job per trial; WarmPool: parallelism worker pods)."""
     return search(NAME, namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
                   {"name": "reinforce", **strategy},
-                  {"max": trials, "parallelism": parallelism, "timeoutSeconds": 120})
+                  {"max": trials, "parallelism": parallelism, "timeoutSeconds": 120,
+                   "mode": mode})
 
 
 # -- the reference: `nas run` on this machine ----------------------------------------------
@@ -152,11 +155,13 @@ def create_namespace(k, namespace: str) -> None:
              f"the default ServiceAccount of {namespace}", timeout=60)
 
 
-def wait_first_trial_pod_running(k, namespace: str, deadline: float) -> float:
-    """Monotonic time at which a watch saw the first trial pod Running."""
+def wait_first_trial_pod_running(k, namespace: str, deadline: float, mode: str) -> float:
+    """Monotonic time at which a watch saw the first trial pod (WarmPool: worker pod)
+    Running."""
     path = f"/api/v1/namespaces/{namespace}/pods"
+    selector = "archsearch.io/component=worker" if mode == "WarmPool" else "archsearch.io/trial"
     while time.monotonic() < deadline:
-        query = {"watch": "1", "labelSelector": "archsearch.io/trial", "timeoutSeconds": 120}
+        query = {"watch": "1", "labelSelector": selector, "timeoutSeconds": 120}
         for line in k.stream_lines(path, query, read_timeout=150):
             event = json.loads(line)
             if (event.get("object", {}).get("status") or {}).get("phase") == "Running":
@@ -184,7 +189,7 @@ def run_on_cluster(args, doc: dict[str, Any], plane_box: list) -> dict[str, Any]
     result: dict[str, Any] = {"run_dir": str(cluster.run_dir), "startup": times["total"]}
     started = time.monotonic()
     apply(cluster, doc)
-    first_pod = wait_first_trial_pod_running(k, args.namespace, started + 600)
+    first_pod = wait_first_trial_pod_running(k, args.namespace, started + 600, args.mode)
     result["first_pod"] = first_pod - started
     log(f"first trial pod Running {result['first_pod']:.1f}s after apply")
 
@@ -251,7 +256,7 @@ def report(args, cluster: dict[str, Any], local: dict[str, Any], load: tuple) ->
     after_first = wall - cluster["first_pod"]
     fmt = lambda v, spec=".1f": "-" if v is None else format(v, spec)  # noqa: E731
     lines = [
-        f"## --trials {args.trials} --parallelism {args.parallelism} "
+        f"## --trials {args.trials} --parallelism {args.parallelism} --mode {args.mode} "
         f"({time.strftime('%Y-%m-%d %H:%M')})",
         "",
         f"nas-bench-graph (cora), reinforce `{json.dumps(args.strategy)}`, "
@@ -308,16 +313,22 @@ def main() -> int:
     parser.add_argument("--strategy", type=json.loads, default=TUNED_REINFORCE,
                         help="reinforce's options as JSON (default: tuned on cora, "
                              f"{json.dumps(TUNED_REINFORCE)})")
+    parser.add_argument("--mode", choices=["Job", "WarmPool"], default="Job",
+                        help="spec.trials.mode: a Job per trial, or warm worker pods")
     parser.add_argument("--namespace", default=NAMESPACE)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
-                        / "operator_scale.md", help="where the table is written")
+    parser.add_argument("--out", type=Path, help="where the table is written (default "
+                        "results/operator_scale.md; results/operator_scale_warmpool.md "
+                        "with --mode WarmPool)")
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "_warmpool" if args.mode == "WarmPool" else ""
+        args.out = REPO_ROOT / "benchmarks" / "results" / f"operator_scale{suffix}.md"
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
-    doc = manifest(args.trials, args.parallelism, args.namespace, args.strategy)
+    doc = manifest(args.trials, args.parallelism, args.namespace, args.strategy, args.mode)
     load_start = os.getloadavg()[0]
     log(f"reference: nas run, {args.trials} trials, parallelism {args.parallelism}")
     local = run_locally(doc)
