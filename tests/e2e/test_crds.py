@@ -99,6 +99,18 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
             ),
             "spec.trainer.dataset must be one of",
         ),
+        (
+            lambda s: s["spec"]["trainer"].pop("command"),
+            "spec.trainer.command is required for the custom space",
+        ),
+        (
+            lambda s: (
+                s["spec"].update(searchSpace={"name": "rnn-cell"})
+                or s["spec"]["trainer"].update(dataset="digits")
+                or s["spec"]["trainer"].pop("command")
+            ),
+            "spec.trainer.dataset does not fit spec.searchSpace",
+        ),
     ],
     ids=[
         "parallelism>max",
@@ -110,6 +122,8 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
         "claim+Delete",
         "long-name",
         "unknown-dataset",
+        "custom-needs-command",
+        "rnn-cell-needs-ptb",
     ],
 )
 def test_bad_search_is_refused_with_what_to_fix(cluster, crds, namespace, change, message):
