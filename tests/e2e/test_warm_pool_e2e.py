@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 import pytest
-from test_operator_fixtures import kube
+from test_operator_fixtures import kube, kubectl
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply,
     assert_volume_agrees_with_trials,
@@ -170,3 +170,37 @@ def test_admission_refuses_a_warm_pool_with_a_custom_trainer_and_a_mode_change(
                     check=False)
     assert changed.returncode != 0 and "spec.trials.mode is immutable" in changed.stderr, \
         changed.stderr
+
+
+def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(
+        cluster, search_operator, namespace):
+    manifest = search("nap", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
+                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
+                                    "timeoutSeconds": 300}),
+                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
+    manifest["spec"]["finalTraining"] = {"enabled": False}
+    apply(cluster, manifest)
+    wait_for(lambda: any((t.get("status") or {}).get("phase") == "Running"
+                         for t in trials_of(cluster, namespace, "nap")),
+             "the trial to run on the worker", timeout=120, interval=0.2)
+    kubectl(cluster, "patch", "archsearch", "nap", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"suspend": true}}')
+
+    def paused():
+        trial = trials_of(cluster, namespace, "nap")[0]
+        status = trial.get("status") or {}
+        idle = not pods_left(cluster, namespace, "nap")
+        return status if idle and status.get("reason") == "Suspended" else None
+
+    status = wait_for(paused, "the worker deleted and its trial requeued", timeout=60,
+                      interval=0.3)
+    assert status["phase"] == "Pending" and not status.get("failedAttempts"), status
+    time.sleep(2)
+    assert not pods_left(cluster, namespace, "nap"), "a worker was made while suspended"
+    kubectl(cluster, "patch", "archsearch", "nap", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"suspend": false}}')
+    final = wait_final(cluster, namespace, "nap", timeout=300)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    trial = trials_of(cluster, namespace, "nap")[0]["status"]
+    assert trial["phase"] == "Succeeded" and trial["attempts"] == 2, trial
+    assert not trial.get("failedAttempts"), trial
