@@ -36,6 +36,7 @@ Key = tuple[str, str]
 class StatusLoop:
     def __init__(self) -> None:
         self._dirty: set[Key] = set()
+        self._due: dict[Key, float] = {}  # monotonic time of a pass asked for later
         self._lock = threading.Lock()
         self.ready = False  # set by the first handler call: kopf's indexes are populated then
         self.last_pass = time.monotonic()
@@ -47,12 +48,25 @@ class StatusLoop:
                 self._dirty.add((namespace, search))
         self.ready = True
 
+    def mark_in(self, namespace: str, search: str, seconds: float) -> None:
+        """Ask for a pass in ``seconds`` (the earliest of several asks wins): a deadline no
+        event will announce, e.g. a warm worker's trial timeout."""
+        when = time.monotonic() + max(0.0, seconds)
+        with self._lock:
+            key = (namespace, search)
+            self._due[key] = min(when, self._due.get(key, when))
+
     def forget(self, namespace: str, search: str) -> None:
         with self._lock:
             self._dirty.discard((namespace, search))
+            self._due.pop((namespace, search), None)
 
     def _take(self) -> set[Key]:
+        now = time.monotonic()
         with self._lock:
+            for key in [k for k, when in self._due.items() if when <= now]:
+                del self._due[key]
+                self._dirty.add(key)
             batch, self._dirty = self._dirty, set()
         return batch
 

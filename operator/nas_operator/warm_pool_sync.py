@@ -172,10 +172,11 @@ def _delete(api: KubeApi, pod: dict[str, Any]) -> None:
 
 
 def _settle(
-    api: KubeApi, pod: dict[str, Any], snapshots: Snapshots, now: str
+    api: KubeApi, pod: dict[str, Any], snapshots: Snapshots, now: str, deadlines: list[float]
 ) -> dict[str, Any] | None:
     """Act on what the worker ``pod`` says about its assignment; returns the pod as it is
-    afterwards, or None when it is gone or going (deleted to be replaced)."""
+    afterwards, or None when it is gone or going (deleted to be replaced). A trial still
+    running adds the seconds left before its timeout to ``deadlines``."""
     assignment = assignment_of(pod)
     if assignment is None:
         if pod_ended(pod):
@@ -218,7 +219,10 @@ def _settle(
             return None
         return pod
     started = parse_time(old.get("startTime") or now)
-    if parse_time(now) - started > timedelta(seconds=int(run["timeoutSeconds"])):
+    left = started + timedelta(seconds=int(run["timeoutSeconds"])) - parse_time(now)
+    if left.total_seconds() >= 0:
+        deadlines.append(left.total_seconds())
+    else:
         timed_out = {
             **old,
             "phase": "Failed",
@@ -349,7 +353,15 @@ def sync_warm_pool(
             _release(api, search, pods, reason)
             return
         snapshots = Snapshots(api, search)
-        alive = [p for pod in pods if (p := _settle(api, pod, snapshots, now)) is not None]
+        deadlines: list[float] = []
+        alive = [
+            p for pod in pods if (p := _settle(api, pod, snapshots, now, deadlines)) is not None
+        ]
+        if deadlines:
+            # no event marks a timeout: ask the status loop for a pass just after the first
+            from .status_loop import LOOP  # here: status_loop imports this module's callers
+
+            LOOP.mark_in(meta["namespace"], meta["name"], min(deadlines) + 1.0)
         held = {str((assignment_of(p) or {}).get("trial")) for p in alive}
         _requeue_lost(api, meta["namespace"], records, held)
         pending = [

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from test_operator_fixtures import kube, kubectl
@@ -204,3 +205,20 @@ def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(
     trial = trials_of(cluster, namespace, "nap")[0]["status"]
     assert trial["phase"] == "Succeeded" and trial["attempts"] == 2, trial
     assert not trial.get("failedAttempts"), trial
+
+
+def test_a_trial_past_its_timeout_fails_and_its_stuck_worker_is_deleted(
+        cluster, search_operator, namespace):
+    manifest = search("slow", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
+                      RANDOM, warm({"max": 1, "parallelism": 1, "timeoutSeconds": 2}),
+                      {"dataset": "digits", "epochs": 200, "batchSize": 32})
+    manifest["spec"]["finalTraining"] = {"enabled": False}
+    apply(cluster, manifest)
+    wait_final(cluster, namespace, "slow", timeout=120)
+    status = trials_of(cluster, namespace, "slow")[0]["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "Timeout"), status
+    assert "deleted worker pod slow-worker-0" in status["message"], status
+    # enforced when it falls due (no event announces it), not at the next minute's resync
+    started, ended = (datetime.fromisoformat(status[k].replace("Z", "+00:00"))
+                      for k in ("startTime", "completionTime"))
+    assert (ended - started).total_seconds() < 30, status

@@ -281,3 +281,15 @@ def test_the_worker_looks_up_a_nas_bench_graph_trial_in_process(tmp_path):
         evaluation.doc["reward"]
     bad = worker.train({**assignment(), "architecture": {"space": "nope"}, "config": {}}, {})
     assert bad.code == 3 and bad.doc["permanent"] is True
+
+
+def test_a_pass_asked_for_later_comes_when_it_falls_due():
+    from nas_operator.status_loop import StatusLoop
+
+    loop = StatusLoop()
+    loop.mark_in("team", "later", 3600)
+    loop.mark_in("team", "now", 0)
+    assert loop._take() == {("team", "now")}
+    loop.mark_in("team", "later", 0)  # the earliest ask wins
+    assert loop._take() == {("team", "later")}
+    assert loop._take() == set()
