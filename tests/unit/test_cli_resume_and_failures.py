@@ -92,3 +92,16 @@ def test_a_continued_run_shows_the_best_so_far_and_big_seeds_work(tmp_path):
     best = json.loads((out / "best.json").read_text())["reward"]
     code, output = nas("run", path, "--out", out, "--max-trials", 3)
     assert code == 0 and f"3/3 best {best:.4f}" in output
+
+
+def test_a_damaged_trials_file_is_an_error_not_a_traceback(tmp_path):
+    out = tmp_path / "out"
+    assert nas("run", CORA, "--out", out, "--max-trials", 3)[0] == 0
+    lines = (out / "trials.jsonl").read_text().splitlines()
+    lines[1] = lines[1][:20]  # damaged in the middle, not a half-written last line
+    (out / "trials.jsonl").write_text("\n".join(lines) + "\n")
+    for command in (("best", out), ("plot", out), ("run", CORA, "--out", out)):
+        code, output = nas(*command)
+        assert code == 2, output
+        assert "2 is not a trial record" in output and "fix or delete that line" in output
+        assert "Traceback" not in output

@@ -103,7 +103,7 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     trials = manifest.trials
     budget = Budget(max_trials=trials.max, parallelism=trials.parallelism,
                     max_failed=trials.max_failed, goal=trials.goal)
-    before = folder.read_trials()
+    before = _read_records(folder)
     done_before = len(before)
     if done_before:
         console.print(f"Continuing {folder.path}: {done_before} trials already done.")
@@ -208,7 +208,17 @@ def _folder_records(directory: Path) -> list[TrialRecord]:
     if not folder.trials_file.exists():
         _fail(f"{directory} has no {folder.trials_file.name}: not a results folder "
               f"(or no trial finished yet)")
-    return folder.read_trials()
+    return _read_records(folder)
+
+
+def _read_records(folder: ResultsFolder) -> list[TrialRecord]:
+    """The folder's trials; a line that is not a record (edited by hand, a damaged disk)
+    is an error to fix, not a traceback."""
+    try:
+        return folder.read_trials()
+    except ValueError as err:
+        _fail(f"{err}; fix or delete that line")
+    raise AssertionError("unreachable")
 
 
 @app.command()
