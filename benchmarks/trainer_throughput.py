@@ -34,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "trainer-image"))
+import nas_trainer  # noqa: E402,F401  (first: its OpenMP settings apply to every variant)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 from nas_trainer.data.builtin import load_synthetic  # noqa: E402
 from nas_trainer.data.splits import ImageData  # noqa: E402

@@ -21,6 +21,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+import nas_trainer  # noqa: F401  (before any test imports torch: its OpenMP settings)
+
 # `tests.cluster` must import whether pytest runs as `python -m pytest` or `pytest`.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -113,3 +114,15 @@ def test_nas_run_shares_the_cores_between_trials(tmp_path, monkeypatch, parallel
         outcomes = executor.wait(1.0)
     assert [o.reward for o in outcomes] == [expected], json.dumps([vars(o) for o in outcomes],
                                                                   default=str)
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_told_otherwise(given, expected):
+    """Set by importing nas_trainer, before torch loads OpenMP (which reads it once)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", "import nas_trainer, os; "
+                          "print(os.environ['OMP_WAIT_POLICY'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected
