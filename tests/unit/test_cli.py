@@ -141,6 +141,15 @@ def test_validate_accepts_the_examples(path):
     assert result.exit_code == 0 and "valid" in text(result)
 
 
+def test_validate_counts_in_words(tmp_path):
+    doc = yaml.safe_load(CORA.read_text())
+    doc["spec"]["trials"] = {"max": 1, "parallelism": 1}
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump(doc))
+    said = " ".join(text(nas("validate", one)).split())
+    assert "(7 decisions, 26206 architectures)" in said and "up to 1 trial, 1 at a time" in said
+
+
 def test_validate_rejects_a_bad_manifest_naming_the_field(tmp_path):
     doc = yaml.safe_load(CORA.read_text())
     doc["spec"]["trials"] = {"max": 4, "parallelism": 8}

@@ -40,6 +40,10 @@ REWARD_FIELDS = ("command", "args", "dataset", "datasetOptions", "validation", "
                  "reward")
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _fail(message: str, code: int = 2) -> None:
     errors.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
@@ -285,9 +289,10 @@ def validate(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     trials = manifest.trials
     console.print(
         f"{manifest_path}: valid. Search {manifest.name}: space {space.name} "
-        f"({len(space.decisions)} decisions, {size if size is not None else 'uncounted'} "
+        f"({plural(len(space.decisions), 'decision')}, "
+        f"{size if size is not None else 'uncounted'} "
         f"architectures), strategy {manifest.strategy.name} (seed {manifest.strategy.seed}), "
-        f"up to {trials.max} trials, {trials.parallelism} at a time.", highlight=False)
+        f"up to {plural(trials.max, 'trial')}, {trials.parallelism} at a time.", highlight=False)
 
 
 if __name__ == "__main__":

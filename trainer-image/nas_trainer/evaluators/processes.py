@@ -139,7 +139,7 @@ class SubprocessExecutor:
             run.process.wait()
             return self._done(run, TrialOutcome(
                 run.request.index, succeeded=False, reason="Timeout", seconds=elapsed,
-                message=f"killed after {self.timeout_seconds:g} s (trials.timeoutSeconds)"))
+                message=f"killed after {self.timeout_seconds:g} s (spec.trials.timeoutSeconds)"))
         if code == 0:
             return self._done(run, self._read_result(run, elapsed))
         if code == PERMANENT_EXIT_CODE:
