@@ -23,8 +23,8 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 EXIT_OK, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 3
