@@ -5,6 +5,7 @@ operator neither loses a Trial nor runs one twice."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import threading
@@ -13,7 +14,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from test_operator_fixtures import kube, kubectl
+from test_operator_fixtures import kube, kubectl, operator  # noqa: F401  (fixture)
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply,
     assert_volume_agrees_with_trials,
@@ -171,6 +172,30 @@ def test_admission_refuses_a_warm_pool_with_a_custom_trainer_and_a_mode_change(
                     check=False)
     assert changed.returncode != 0 and "spec.trials.mode is immutable" in changed.stderr, \
         changed.stderr
+
+
+def test_a_worker_service_account_may_patch_only_the_result_annotation(
+        cluster, operator, namespace):
+    # the operator's idle controller makes no Trials: the worker waits, unassigned
+    apply(cluster, search("guard", namespace, CORA, RANDOM, warm({"max": 1, "parallelism": 1})))
+    pod = wait_for(lambda: kube(cluster).get_or_none(
+        f"/api/v1/namespaces/{namespace}/pods/guard-worker-0"), "the worker pod", timeout=60)
+    container = pod["spec"]["containers"][0]["name"]
+
+    def patch(body: dict):
+        return kubectl(cluster, "patch", "pod", "guard-worker-0", "-n", namespace,
+                       "--as", f"system:serviceaccount:{namespace}:guard-worker",
+                       "-p", json.dumps(body), check=False)
+
+    allowed = patch({"metadata": {"annotations": {"archsearch.io/result": "{}"}}})
+    assert allowed.returncode == 0, allowed.stderr
+    for body in ({"metadata": {"labels": {"archsearch.io/search": "other"}}},
+                 {"metadata": {"annotations": {"archsearch.io/assignment": '{"trial": "x"}'}}},
+                 {"spec": {"containers": [{"name": container, "image": "evil:1"}]}}):
+        refused = patch(body)
+        assert refused.returncode != 0, body
+        assert "a warm worker may only write the archsearch.io/result annotation of its own " \
+               "pod" in refused.stderr, refused.stderr
 
 
 def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nas_operator.builders.admission import build_admission_policies
 from nas_operator.k8s import RESOURCES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +115,19 @@ def test_watch_namespaces_bind_the_role_only_there():
     assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == [
         "nas-nas-operator-admission"
     ]
+
+
+@needs_helm
+def test_admission_cluster_role_may_upgrade_every_policy_the_operator_installs():
+    role = next(
+        r
+        for r in by_kind(render(), "ClusterRole")
+        if r["metadata"]["name"] == "nas-nas-operator-admission"
+    )
+    named = next(r for r in role["rules"] if r.get("resourceNames"))
+    assert set(named["resourceNames"]) == {
+        o["metadata"]["name"] for o in build_admission_policies()
+    }
 
 
 @needs_helm

@@ -11,6 +11,7 @@ from nas_operator.builders.admission import (
     build_policy_binding,
     build_status_admission_policy,
     build_trial_admission_policy,
+    build_worker_admission_policy,
 )
 from nas_operator.builders.controller_pod import build_controller_pod
 from nas_operator.builders.final_job import build_final_job
@@ -364,9 +365,39 @@ def test_status_policy_protects_every_operator_field():
     assert not re.search(r"status\.controller\b", expression)  # the controller's own part
 
 
+def test_worker_policy_lets_a_warm_worker_change_only_its_result_annotation():
+    policy = build_worker_admission_policy()
+    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+    # pods only (not pods/status: the node agent's), UPDATE only (not the operator's deletes)
+    assert (rule["apiGroups"], rule["resources"], rule["operations"]) == (
+        [""],
+        ["pods"],
+        ["UPDATE"],
+    )
+    worker = next(v for v in policy["spec"]["variables"] if v["name"] == "isWorker")
+    assert "'system:serviceaccount:' + params.metadata.namespace" in worker["expression"]
+    assert "'-worker'" in worker["expression"]
+    (validation,) = policy["spec"]["validations"]
+    expression = validation["expression"]
+    assert expression.startswith("!variables.isWorker || (")
+    for needle in (
+        "object.metadata.labels == oldObject.metadata.labels",
+        "object.metadata.ownerReferences == oldObject.metadata.ownerReferences",
+        "object.metadata.finalizers == oldObject.metadata.finalizers",
+        "object.spec == oldObject.spec",
+        "k == 'archsearch.io/result'",  # the one annotation it may write, both directions
+        "oldObject.metadata.annotations.all(",
+    ):
+        assert needle in expression, needle
+    assert "resourceVersion" not in expression and "managedFields" not in expression
+    assert "a warm worker may only write the archsearch.io/result annotation of its own pod" in (
+        validation["messageExpression"]
+    )
+
+
 def test_bindings_select_every_search_of_the_namespace_and_allow_without_any():
     binding = build_policy_binding("p")
     assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
     assert binding["spec"]["validationActions"] == ["Deny"]
     kinds = [o["kind"] for o in build_admission_policies()]
-    assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
+    assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 3

@@ -1,18 +1,23 @@
-"""ValidatingAdmissionPolicies that confine each search's controller to its own search.
+"""ValidatingAdmissionPolicies that confine each search's controller and warm workers to
+their own search.
 
-Two cluster-wide policies shared by all searches, parameterised by the searches
+Three cluster-wide policies shared by all searches, parameterised by the searches
 themselves: ``paramKind`` is ArchitectureSearch and the bindings select every search in
 the request's namespace. A request is checked against each search, and only the search
-whose controller ServiceAccount (``<search>-controller``) made the request constrains
-it. RBAC alone cannot say "Trials labelled with my search". (Whoever creates a policy
-must be allowed to read its paramKind cluster-wide: the chart's ``-admission``
-ClusterRole grants get/list/watch on architecturesearches for that.)
+whose controller (``<search>-controller``) or warm worker (``<search>-worker``)
+ServiceAccount made the request constrains it. RBAC alone cannot say "Trials labelled
+with my search" or "only this annotation". (Whoever creates a policy must be allowed
+to read its paramKind cluster-wide: the chart's ``-admission`` ClusterRole grants
+get/list/watch on architecturesearches for that.)
 
 - ``archsearch.io-controller-trials``: a controller may create only Trials labelled
   ``archsearch.io/search=<its search>``, with ``spec.searchName: <its search>`` and an
   owner reference to its search (kind, name and uid).
 - ``archsearch.io-controller-status``: a controller may change only ``status.controller``
   of its search's status (the operator owns the rest).
+- ``archsearch.io-worker-pods``: a warm worker may change only the
+  ``archsearch.io/result`` annotation of a pod (its Role lets it patch its search's worker
+  pods, and a pod patch could otherwise rewrite labels, the assignment or the image).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from ..names import (
     GROUP,
     LABEL_MANAGED_BY,
     MANAGED_BY,
+    RESULT_ANNOTATION,
     SEARCH_KIND,
     SEARCH_PLURAL,
     STATUS_POLICY_NAME,
     TRIAL_PLURAL,
+    WORKER_POLICY_NAME,
 )
 
 API = "admissionregistration.k8s.io/v1"
@@ -59,11 +66,19 @@ _VARIABLES = [
         "expression": "request.userInfo.username == 'system:serviceaccount:'"
         " + params.metadata.namespace + ':' + params.metadata.name + '-controller'",
     },
+    {
+        "name": "isWorker",
+        "expression": "request.userInfo.username == 'system:serviceaccount:'"
+        " + params.metadata.namespace + ':' + params.metadata.name + '-worker'",
+    },
 ]
+# who each policy confines: its variable and how the refusal names the ServiceAccount
+_CONTROLLER = ("variables.isController", "the controller")
+_WORKER = ("variables.isWorker", "a warm worker")
 
 
 def _policy(
-    name: str, resource: str, operations: list[str], validations: list[dict]
+    name: str, resource: str, operations: list[str], validations: list[dict], group: str = GROUP
 ) -> dict[str, Any]:
     return {
         "apiVersion": API,
@@ -75,7 +90,7 @@ def _policy(
             "matchConstraints": {
                 "resourceRules": [
                     {
-                        "apiGroups": [GROUP],
+                        "apiGroups": [group],
                         "apiVersions": ["*"],
                         "operations": operations,
                         "resources": [resource],
@@ -89,14 +104,17 @@ def _policy(
     }
 
 
-def _forbidden(expression: str, message: str) -> dict[str, str]:
-    """A validation that holds for every request except the controller's own."""
+def _forbidden(
+    expression: str, message: str, account: tuple[str, str] = _CONTROLLER
+) -> dict[str, str]:
+    """A validation that holds for every request except those of ``account``."""
+    confined, role = account
     who = (
         "'ServiceAccount ' + request.userInfo.username"
-        " + ' is the controller of ArchitectureSearch ' + variables.search"
+        f" + ' is {role} of ArchitectureSearch ' + variables.search"
     )
     return {
-        "expression": f"!variables.isController || ({expression})",
+        "expression": f"!{confined} || ({expression})",
         "messageExpression": f"{who} + ': ' + {message}",
         "reason": "Forbidden",
     }
@@ -134,8 +152,8 @@ def build_trial_admission_policy() -> dict[str, Any]:
     )
 
 
-def _unchanged(field: str) -> str:
-    new, old = f"object.status.{field}", f"oldObject.status.{field}"
+def _unchanged(field: str, within: str = "status") -> str:
+    new, old = f"object.{within}.{field}", f"oldObject.{within}.{field}"
     return f"(has({new}) == has({old}) && (!has({new}) || {new} == {old}))"
 
 
@@ -154,6 +172,42 @@ def build_status_admission_policy() -> dict[str, Any]:
     )
 
 
+def _entries_kept(new: str, old: str, except_key: str) -> str:
+    """Every entry of map ``new`` but ``except_key`` is in map ``old`` with the same value."""
+    return (
+        f"(!has({new}) || {new}.all(k, k == '{except_key}'"
+        f" || (has({old}) && k in {old} && {old}[k] == {new}[k])))"
+    )
+
+
+def build_worker_admission_policy() -> dict[str, Any]:
+    # resourceVersion, generation and managedFields are the API server's; name, namespace,
+    # uid and creationTimestamp are immutable; status is reset on a pods (not pods/status)
+    # write. What a worker's patch could change is the rest of metadata and the spec.
+    meta = "object.metadata", "oldObject.metadata"
+    unchanged = " && ".join(
+        [_unchanged(f, "metadata") for f in ("labels", "ownerReferences", "finalizers")]
+        + [
+            _entries_kept(f"{meta[0]}.annotations", f"{meta[1]}.annotations", RESULT_ANNOTATION),
+            _entries_kept(f"{meta[1]}.annotations", f"{meta[0]}.annotations", RESULT_ANNOTATION),
+            "object.spec == oldObject.spec",
+        ]
+    )
+    return _policy(
+        WORKER_POLICY_NAME,
+        "pods",
+        ["UPDATE"],  # a patch is an UPDATE; its Role has no pods/status nor delete
+        [
+            _forbidden(
+                unchanged,
+                f"'a warm worker may only write the {RESULT_ANNOTATION} annotation of its own pod'",
+                _WORKER,
+            )
+        ],
+        group="",
+    )
+
+
 def build_policy_binding(policy_name: str) -> dict[str, Any]:
     return {
         "apiVersion": API,
@@ -169,10 +223,12 @@ def build_policy_binding(policy_name: str) -> dict[str, Any]:
 
 
 def build_admission_policies() -> list[dict[str, Any]]:
-    """Both policies and their bindings, in creation order."""
+    """The policies and their bindings, in creation order."""
     return [
         build_trial_admission_policy(),
         build_policy_binding(ADMISSION_POLICY_NAME),
         build_status_admission_policy(),
         build_policy_binding(STATUS_POLICY_NAME),
+        build_worker_admission_policy(),
+        build_policy_binding(WORKER_POLICY_NAME),
     ]
