@@ -5,15 +5,16 @@ operator neither loses a Trial nor runs one twice."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import threading
 import time
 from collections import Counter
 from datetime import datetime
+from urllib.parse import quote
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 from test_operator_fixtures import kube, kubectl, operator  # noqa: F401  (fixture)
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply,
@@ -25,6 +26,7 @@ from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     wait_final,
 )
 
+from tests.cluster.kube import STRATEGIC_MERGE_PATCH, Kube, pod_path
 from tests.cluster.watching import list_watch
 from tests.cluster.waiting import wait_for
 
@@ -174,7 +176,22 @@ def test_admission_refuses_a_warm_pool_with_a_custom_trainer_and_a_mode_change(
         changed.stderr
 
 
-def test_a_worker_service_account_may_patch_only_the_result_annotation(
+class _Impersonating(Kube):
+    """The admin's connection, impersonating (Impersonate-* headers) another user."""
+
+    def __init__(self, cluster, headers: dict[str, str]) -> None:
+        super().__init__(cluster.api_client())
+        self.impersonate = headers
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        return {**super()._headers(content_type), **self.impersonate}
+
+
+# a pod-bound service-account token's user extra; the key percent-encoded in the header name
+POD_NAME_HEADER = "Impersonate-Extra-" + quote("authentication.kubernetes.io/pod-name", safe="")
+
+
+def test_a_worker_service_account_may_patch_only_the_result_annotation_of_its_own_pod(
         cluster, operator, namespace):
     # the operator's idle controller makes no Trials: the worker waits, unassigned
     apply(cluster, search("guard", namespace, CORA, RANDOM, warm({"max": 1, "parallelism": 1})))
@@ -182,20 +199,33 @@ def test_a_worker_service_account_may_patch_only_the_result_annotation(
         f"/api/v1/namespaces/{namespace}/pods/guard-worker-0"), "the worker pod", timeout=60)
     container = pod["spec"]["containers"][0]["name"]
 
-    def patch(body: dict):
-        return kubectl(cluster, "patch", "pod", "guard-worker-0", "-n", namespace,
-                       "--as", f"system:serviceaccount:{namespace}:guard-worker",
-                       "-p", json.dumps(body), check=False)
+    def patch(body: dict, bound_to: str | None = "guard-worker-0") -> str | None:
+        """As the worker ServiceAccount with a token bound to pod `bound_to` (None: to no
+        pod), patches guard-worker-0; the refusal's message, None if it passed."""
+        headers = {"Impersonate-User": f"system:serviceaccount:{namespace}:guard-worker"}
+        if bound_to:
+            headers[POD_NAME_HEADER] = bound_to
+        try:
+            _Impersonating(cluster, headers).request(
+                "PATCH", pod_path(namespace, "guard-worker-0"), body,
+                content_type=STRATEGIC_MERGE_PATCH)
+        except ApiException as exc:
+            assert exc.status == 403, (exc.status, exc.body)
+            return exc.body
+        return None
 
-    allowed = patch({"metadata": {"annotations": {"archsearch.io/result": "{}"}}})
-    assert allowed.returncode == 0, allowed.stderr
+    result = {"metadata": {"annotations": {"archsearch.io/result": "{}"}}}
+    assert patch(result) is None
+    own_pod = "a warm worker may only write the archsearch.io/result annotation of its own pod"
+    # the same patch with a token bound to another worker pod of the search, or to no pod
+    for bound_to in ("guard-worker-1", None):
+        refused = patch(result, bound_to)
+        assert refused is not None and own_pod in refused, (bound_to, refused)
     for body in ({"metadata": {"labels": {"archsearch.io/search": "other"}}},
                  {"metadata": {"annotations": {"archsearch.io/assignment": '{"trial": "x"}'}}},
                  {"spec": {"containers": [{"name": container, "image": "evil:1"}]}}):
         refused = patch(body)
-        assert refused.returncode != 0, body
-        assert "a warm worker may only write the archsearch.io/result annotation of its own " \
-               "pod" in refused.stderr, refused.stderr
+        assert refused is not None and own_pod in refused, (body, refused)
 
 
 def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(

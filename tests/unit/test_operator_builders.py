@@ -387,11 +387,17 @@ def test_worker_policy_lets_a_warm_worker_change_only_its_result_annotation():
         "object.spec == oldObject.spec",
         "k == 'archsearch.io/result'",  # the one annotation it may write, both directions
         "oldObject.metadata.annotations.all(",
+        # only its own pod: the one its pod-bound token names; no such token, no write
+        "has(request.userInfo.extra) && 'authentication.kubernetes.io/pod-name' in "
+        "request.userInfo.extra",
+        "request.userInfo.extra['authentication.kubernetes.io/pod-name'] == "
+        "[object.metadata.name]",
     ):
         assert needle in expression, needle
     assert "resourceVersion" not in expression and "managedFields" not in expression
-    assert "a warm worker may only write the archsearch.io/result annotation of its own pod" in (
-        validation["messageExpression"]
+    assert (
+        "a warm worker may only write the archsearch.io/result annotation of its own pod, with a"
+        " token bound to that pod" in validation["messageExpression"]
     )
 
 

@@ -16,8 +16,10 @@ get/list/watch on architecturesearches for that.)
 - ``archsearch.io-controller-status``: a controller may change only ``status.controller``
   of its search's status (the operator owns the rest).
 - ``archsearch.io-worker-pods``: a warm worker may change only the
-  ``archsearch.io/result`` annotation of a pod (its Role lets it patch its search's worker
-  pods, and a pod patch could otherwise rewrite labels, the assignment or the image).
+  ``archsearch.io/result`` annotation, and only of its own pod: the one its pod-bound
+  token names (user extra ``authentication.kubernetes.io/pod-name``). Its Role lets it
+  patch all its search's worker pods, and a pod patch could otherwise rewrite labels, the
+  assignment or the image, or answer another worker's Trial.
 """
 
 from __future__ import annotations
@@ -180,13 +182,24 @@ def _entries_kept(new: str, old: str, except_key: str) -> str:
     )
 
 
+# set by the API server for a service-account token bound to a pod (as kubelet projects it)
+POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
+
+
 def build_worker_admission_policy() -> dict[str, Any]:
+    # its own pod: the one its pod-bound token names (a token bound to no pod writes none)
+    extra = "request.userInfo.extra"
+    own_pod = (
+        f"has({extra}) && '{POD_NAME_EXTRA}' in {extra}"
+        f" && {extra}['{POD_NAME_EXTRA}'] == [object.metadata.name]"
+    )
     # resourceVersion, generation and managedFields are the API server's; name, namespace,
     # uid and creationTimestamp are immutable; status is reset on a pods (not pods/status)
     # write. What a worker's patch could change is the rest of metadata and the spec.
     meta = "object.metadata", "oldObject.metadata"
     unchanged = " && ".join(
-        [_unchanged(f, "metadata") for f in ("labels", "ownerReferences", "finalizers")]
+        [own_pod]
+        + [_unchanged(f, "metadata") for f in ("labels", "ownerReferences", "finalizers")]
         + [
             _entries_kept(f"{meta[0]}.annotations", f"{meta[1]}.annotations", RESULT_ANNOTATION),
             _entries_kept(f"{meta[1]}.annotations", f"{meta[0]}.annotations", RESULT_ANNOTATION),
@@ -200,7 +213,8 @@ def build_worker_admission_policy() -> dict[str, Any]:
         [
             _forbidden(
                 unchanged,
-                f"'a warm worker may only write the {RESULT_ANNOTATION} annotation of its own pod'",
+                f"'a warm worker may only write the {RESULT_ANNOTATION} annotation of its own"
+                " pod, with a token bound to that pod'",
                 _WORKER,
             )
         ],
