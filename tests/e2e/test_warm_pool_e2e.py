@@ -40,6 +40,16 @@ def warm(trials: dict) -> dict:
     return {**trials, "mode": "WarmPool", "timeoutSeconds": trials.get("timeoutSeconds", 120)}
 
 
+def one_real_trial(name: str, namespace: str) -> dict:
+    """One worker training one small digits child: no retry, no final training."""
+    manifest = search(name, namespace, {"name": "macro-cnn", "options": {"layers": 1}},
+                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
+                                    "timeoutSeconds": 300}),
+                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
+    manifest["spec"]["finalTraining"] = {"enabled": False}
+    return manifest
+
+
 class WorkerPods:
     """Every worker pod of a search ever created (uids), seen by a watch from the start."""
 
@@ -117,12 +127,7 @@ def test_real_training_imports_torch_once_per_worker(cluster, search_operator, n
 
 def test_a_worker_deleted_mid_trial_gives_its_trial_to_a_new_worker_without_a_retry(
         cluster, search_operator, namespace):
-    manifest = search("lost", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
-                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
-                                    "timeoutSeconds": 300}),
-                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
-    manifest["spec"]["finalTraining"] = {"enabled": False}
-    apply(cluster, manifest)
+    apply(cluster, one_real_trial("lost", namespace))
 
     def running():
         for trial in trials_of(cluster, namespace, "lost"):
@@ -230,12 +235,7 @@ def test_a_worker_service_account_may_patch_only_the_result_annotation_of_its_ow
 
 def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(
         cluster, search_operator, namespace):
-    manifest = search("nap", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
-                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
-                                    "timeoutSeconds": 300}),
-                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
-    manifest["spec"]["finalTraining"] = {"enabled": False}
-    apply(cluster, manifest)
+    apply(cluster, one_real_trial("nap", namespace))
     wait_for(lambda: any((t.get("status") or {}).get("phase") == "Running"
                          for t in trials_of(cluster, namespace, "nap")),
              "the trial to run on the worker", timeout=120, interval=0.2)
