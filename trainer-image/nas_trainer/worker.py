@@ -96,6 +96,8 @@ def serve(pod: str, namespace: str) -> int:
     from kubernetes import client, config, watch
     from kubernetes.client.rest import ApiException
 
+    from .controller.retry import is_transient, retrying
+
     config.load_incluster_config()
     core = client.CoreV1Api()
     answered: set[tuple[Any, Any, Any]] = set()
@@ -117,7 +119,10 @@ def serve(pod: str, namespace: str) -> int:
                 evaluation = train(assignment, data_cache)
                 if not had_torch and "torch" in sys.modules:
                     log("imported torch")
-                core.patch_namespaced_pod(pod, namespace, result_patch(assignment, evaluation.doc))
+                # Through API blips: a result lost here would cost a retry and the training.
+                patch = result_patch(assignment, evaluation.doc)
+                retrying(lambda: core.patch_namespaced_pod(pod, namespace, patch),
+                         f"answering trial {assignment.get('trial')}", give_up_after_s=600)
                 answered.add(run_key(assignment))
                 outcome = (f"reward {evaluation.doc.get('reward')}" if evaluation.code == EXIT_OK
                            else f"error {evaluation.doc.get('error')}")
@@ -129,8 +134,13 @@ def serve(pod: str, namespace: str) -> int:
         except ApiException as err:
             if err.status == 404:
                 return 0
-            if err.status != 410:  # 410 Gone: the watch is too old; list again
+            if err.status != 410 and not is_transient(err):  # 410: too old; list again
                 raise
+        except Exception as err:  # a dropped connection: watch again, after a pause
+            if not is_transient(err):
+                raise
+            log(f"watch interrupted ({err}); watching again")
+            time.sleep(1.0)
 
 
 def _exit_now(signum: int, _frame: Any) -> None:
