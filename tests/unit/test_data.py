@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from nas_trainer.data import DatasetError, ImageData, TextData, load_dataset, read_idx
+from nas_trainer.data import (DatasetError, DatasetUnavailable, ImageData, TextData,
+                              load_dataset, read_idx)
 from nas_trainer.data.download import fetch
 from nas_trainer.data.splits import split_holdout
 
@@ -191,10 +192,10 @@ def test_fetch_downloads_verifies_and_refuses_a_bad_checksum(tmp_path):
     good = hashlib.md5(b"official bytes").hexdigest()
     target = tmp_path / "cache" / "file.bin"
     assert fetch([source.as_uri()], target, good).read_bytes() == b"official bytes"
-    with pytest.raises(DatasetError, match="md5"):
+    with pytest.raises(DatasetUnavailable, match="md5"):  # a bad download: worth a retry
         fetch([source.as_uri()], tmp_path / "other.bin", "0" * 32)
     assert not (tmp_path / "other.bin").exists()
-    with pytest.raises(DatasetError, match="could not fetch"):
+    with pytest.raises(DatasetUnavailable, match="could not fetch"):
         fetch([(tmp_path / "missing").as_uri()], tmp_path / "x.bin", good)
 
 

@@ -158,3 +158,23 @@ def test_a_nas_bench_graph_trial_is_answered_from_the_table_without_torch(tmp_pa
     assert result["execution"] == "table" and 0 < result["reward"] <= 1
     assert result["metrics"]["test_accuracy"] > 0
     assert json.loads((tmp_path / "out" / "result.json").read_text())["reward"] == result["reward"]
+
+
+@pytest.mark.parametrize("download, code, said", [
+    (False, 3, "not found under"),     # the files are not where dataPath says: permanent
+    (True, 1, "could not fetch"),      # the download failed: worth another attempt
+])
+def test_missing_data_is_permanent_a_failed_download_is_retried(files, tmp_path, monkeypatch,
+                                                                download, code, said):
+    from nas_trainer.data import idx
+
+    mirrors, md5s = idx.IDX["mnist"]
+    monkeypatch.setitem(idx.IDX, "mnist", (["http://127.0.0.1:9/"], md5s))  # refused at once
+    files["config"].write_text(json.dumps({"dataset": "mnist", "dataPath": str(tmp_path / "none"),
+                                           "download": download, "epochs": 1}))
+    exit_code = train_cli.main(["--architecture", str(files["arch"]),
+                                "--config", str(files["config"]),
+                                "--termination-log", str(files["log"]), "--quiet"])
+    error = json.loads(files["log"].read_text())
+    assert exit_code == code and error["permanent"] is (code == 3)
+    assert said in error["error"]

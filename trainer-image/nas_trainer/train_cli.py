@@ -128,6 +128,7 @@ def evaluate(architecture: Any, read_config: Callable[[], dict[str, Any]], out: 
         return fail(str(err), permanent=True)
     # torch is imported here, after argument parsing, and counted in `seconds`.
     from .training import ConfigError, TrainerConfig, train_architecture
+    from .data import DatasetError, DatasetUnavailable
     from .training.run import load_data, log_to_stderr
 
     try:
@@ -144,6 +145,8 @@ def evaluate(architecture: Any, read_config: Callable[[], dict[str, Any]], out: 
                                      log=(lambda _: None) if quiet else log_to_stderr, data=data)
     except (InputError, ArchitectureError, ConfigError) as err:
         return fail(str(err), permanent=True)
+    except DatasetError as err:  # missing or malformed files stay so; a failed fetch may not
+        return fail(str(err), permanent=not isinstance(err, DatasetUnavailable), error=err)
     except Exception as err:  # noqa: BLE001 - classify, report, and exit
         import torch
 

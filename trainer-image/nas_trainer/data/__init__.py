@@ -15,11 +15,11 @@ from .builtin import load_digits, load_synthetic
 from .cifar import load_cifar
 from .idx import load_idx_dataset, read_idx
 from .image_folder import load_image_folder
-from .splits import Augment, DatasetError, ImageData, TextData, split_holdout
+from .splits import Augment, DatasetError, DatasetUnavailable, ImageData, TextData, split_holdout
 from .text import load_ptb
 
-__all__ = ["Augment", "DATASETS", "DatasetError", "ImageData", "TextData", "load_dataset",
-           "read_idx", "split_holdout"]
+__all__ = ["Augment", "DATASETS", "DatasetError", "DatasetUnavailable", "ImageData",
+           "TextData", "load_dataset", "read_idx", "split_holdout"]
 
 IMAGE_DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist",
                   "image-folder")

@@ -9,7 +9,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from .splits import DatasetError
+from .splits import DatasetError, DatasetUnavailable
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -52,7 +52,7 @@ def fetch(urls: list[str], destination: Path, md5: str, timeout: float = 60.0) -
         partial.replace(destination)
         return destination
     partial.unlink(missing_ok=True)
-    raise DatasetError(f"could not fetch {destination.name} ({'; '.join(errors)}); put the "
+    raise DatasetUnavailable(f"could not fetch {destination.name} ({'; '.join(errors)}); put the "
                        f"file under {destination.parent} or set trainer.dataPath")
 
 

@@ -7,7 +7,13 @@ import torch
 
 
 class DatasetError(RuntimeError):
-    """The data could not be read or fetched (missing files, no network, bad checksum)."""
+    """The data is not where or what the configuration says (missing or malformed files):
+    permanent, a retry of the trial would fail the same way."""
+
+
+class DatasetUnavailable(DatasetError):
+    """The data could not be fetched (no network, a mirror down, a bad download): worth
+    retrying the trial."""
 
 
 @dataclass(frozen=True)
