@@ -40,14 +40,20 @@ def warm(trials: dict) -> dict:
     return {**trials, "mode": "WarmPool", "timeoutSeconds": trials.get("timeoutSeconds", 120)}
 
 
-def one_real_trial(name: str, namespace: str) -> dict:
-    """One worker training one small digits child: no retry, no final training."""
+def digits_search(name: str, namespace: str, trials: dict, epochs: int = 1,
+                  batch: int = 32) -> dict:
+    """A WarmPool search training small digits children, without the final training."""
     manifest = search(name, namespace, {"name": "macro-cnn", "options": {"layers": 1}},
-                      RANDOM, warm({"max": 1, "parallelism": 1, "retries": 0,
-                                    "timeoutSeconds": 300}),
-                      {"dataset": "digits", "epochs": 1, "batchSize": 32})
+                      RANDOM, warm(trials), {"dataset": "digits", "epochs": epochs,
+                                             "batchSize": batch})
     manifest["spec"]["finalTraining"] = {"enabled": False}
     return manifest
+
+
+def one_real_trial(name: str, namespace: str) -> dict:
+    """One worker training one small digits child, no retry."""
+    return digits_search(name, namespace, {"max": 1, "parallelism": 1, "retries": 0,
+                                           "timeoutSeconds": 300})
 
 
 class WorkerPods:
@@ -103,11 +109,8 @@ def test_nas_bench_graph_warm_pool_runs_every_trial_on_parallelism_workers(
 
 
 def test_real_training_imports_torch_once_per_worker(cluster, search_operator, namespace):
-    manifest = search("digits", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
-                      RANDOM, warm({"max": 4, "parallelism": 2, "timeoutSeconds": 300}),
-                      {"dataset": "digits", "epochs": 1, "batchSize": 64})
-    manifest["spec"]["finalTraining"] = {"enabled": False}
-    apply(cluster, manifest)
+    apply(cluster, digits_search("digits", namespace,
+                                 {"max": 4, "parallelism": 2, "timeoutSeconds": 300}, batch=64))
     wait_final(cluster, namespace, "digits", timeout=300)
     final = wait_final(cluster, namespace, "digits", timeout=10)
     assert final["status"]["phase"] == "Succeeded", final["status"]
@@ -264,11 +267,8 @@ def test_suspend_deletes_the_workers_and_requeues_their_trial_without_a_retry(
 
 def test_a_trial_past_its_timeout_fails_and_its_stuck_worker_is_deleted(
         cluster, search_operator, namespace):
-    manifest = search("slow", namespace, {"name": "macro-cnn", "options": {"layers": 1}},
-                      RANDOM, warm({"max": 1, "parallelism": 1, "timeoutSeconds": 2}),
-                      {"dataset": "digits", "epochs": 200, "batchSize": 32})
-    manifest["spec"]["finalTraining"] = {"enabled": False}
-    apply(cluster, manifest)
+    apply(cluster, digits_search("slow", namespace,
+                                 {"max": 1, "parallelism": 1, "timeoutSeconds": 2}, epochs=200))
     wait_final(cluster, namespace, "slow", timeout=120)
     status = trials_of(cluster, namespace, "slow")[0]["status"]
     assert (status["phase"], status["reason"]) == ("Failed", "Timeout"), status
