@@ -10,6 +10,7 @@ import time
 import pytest
 from test_operator_fixtures import get, kube, trial_path
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
+    CORA,
     apply,
     crds,
     search,
@@ -22,7 +23,6 @@ from tests.cluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-CORA = {"name": "nas-bench-graph", "options": {"dataset": "cora"}}
 REINFORCE = {"name": "reinforce", "seed": 0, "rewardNormalization": "std"}
 
 

@@ -28,6 +28,7 @@ from test_operator_fixtures import (  # noqa: F401  (crds is a fixture)
 from tests.cluster.waiting import wait_for
 
 LEASE_SECONDS = 3
+CORA = {"name": "nas-bench-graph", "options": {"dataset": "cora"}}  # the searches' space
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from test_operator_fixtures import kube, kubectl, operator  # noqa: F401  (fixture)
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
+    CORA,
     apply,
     assert_volume_agrees_with_trials,
     crds,
@@ -32,7 +33,6 @@ from tests.cluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-CORA = {"name": "nas-bench-graph", "options": {"dataset": "cora"}}
 RANDOM = {"name": "random", "seed": 3}
 
 
