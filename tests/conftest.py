@@ -80,14 +80,19 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace whose `default` ServiceAccount exists (pods are refused
-    until it does)."""
+    until it does). It enforces Pod Security `restricted`, as a cluster that runs searches
+    should, so a pod of the operator's that is not restricted fails the test; a test of
+    the harness itself may ask for another level with `@pytest.mark.pod_security(level)`."""
     import kubernetes
 
+    marker = request.node.get_closest_marker("pod_security")
+    level = marker.args[0] if marker else "restricted"
     slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"{slug}-{uuid.uuid4().hex[:5]}"
     with cluster.api_client() as api:
         core = kubernetes.client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": name}})
+        core.create_namespace({"metadata": {"name": name, "labels": {
+            "pod-security.kubernetes.io/enforce": level}}})
         wait_for(lambda: core.read_namespaced_service_account("default", name),
                  f"the default ServiceAccount of namespace {name}", timeout=30)
         yield name

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 
 from .builders.admission import build_admission_policies
+from .config import SearchPodPolicy
 from .k8s import KubeApi
 
 log = logging.getLogger(__name__)
 
 
-def ensure_admission_policies(api: KubeApi) -> None:
-    """Create each policy and binding; replace one whose spec differs (an older operator's)."""
-    for obj in build_admission_policies():
+def ensure_admission_policies(api: KubeApi, search_policy: SearchPodPolicy) -> None:
+    """Create each policy and binding; replace one whose spec differs (an older operator's,
+    or one made under other settings)."""
+    for obj in build_admission_policies(search_policy):
         existing, created = api.create(obj)
         if created:
             log.info("created %s %s", obj["kind"], obj["metadata"]["name"])

@@ -48,6 +48,7 @@ SNAPSHOT_KEY = "trainer.json"
 ADMISSION_POLICY_NAME = "archsearch.io-controller-trials"
 STATUS_POLICY_NAME = "archsearch.io-controller-status"
 WORKER_POLICY_NAME = "archsearch.io-worker-pods"
+SEARCH_POD_POLICY_NAME = "archsearch.io-search-pods"
 
 
 def controller_name(search: str) -> str:

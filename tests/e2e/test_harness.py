@@ -18,7 +18,9 @@ from tests.cluster.processes import marked_processes
 from tests.cluster.waiting import wait_for
 from tests.cluster.watching import list_watch
 
-pytestmark = pytest.mark.cluster
+# the harness runs plain pods (busybox-style commands, no security context): the
+# product's e2e tests run in namespaces that enforce restricted (tests/conftest.py)
+pytestmark = [pytest.mark.cluster, pytest.mark.pod_security("privileged")]
 
 Obj = dict[str, Any]
 

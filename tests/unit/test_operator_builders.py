@@ -23,6 +23,7 @@ from nas_operator.builders.snapshot import (
 )
 from nas_operator.builders.storage import build_pvc, claim_name, trial_pods_mount_volume
 from nas_operator.builders.trial_job import build_trial_job, trainer_config
+from nas_operator.builders.worker_pod import build_worker_pod
 from nas_operator.config import OperatorSettings
 
 
@@ -234,8 +235,65 @@ def test_trial_job_follows_the_snapshot():
     assert json.loads(env["NAS_TRAINER_CONFIG"]) == {"epochs": 5}
     assert env["EXTRA"] == "1" and env["NAS_TRIAL_INDEX"] == "7"
     assert "NAS_OUTPUT_DIR" not in env
-    assert [v["name"] for v in pod["volumes"]] == ["datasets"]
+    assert pod["volumes"] == [{"name": "datasets", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    assert container["volumeMounts"] == [
+        {"name": "datasets", "mountPath": "/datasets"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     assert job["spec"]["template"]["metadata"]["labels"]["archsearch.io/trial"] == "cora-00007"
+
+
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "fsGroup": 65532,
+}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def test_a_trial_pod_is_restricted_whatever_an_older_spec_asked_for():
+    # a snapshot made before the CRD refused these fields still gets none of them
+    s = search(
+        trainer={
+            "securityContext": {"privileged": True, "runAsUser": 0},
+            "env": [
+                {"name": "NAS_TRIAL_INDEX", "value": "999"},
+                {"name": "HOME", "value": "/root"},
+                {"name": "EXTRA", "value": "1"},
+            ],
+        }
+    )
+    job = build_trial_job(trial(), trial_run_spec(s, ["ReadWriteOnce"]), SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"] == RESTRICTED_POD
+    assert container["securityContext"] == RESTRICTED_CONTAINER
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    # where a name repeats the last entry wins (kubelet): the operator's come last
+    last = {e["name"]: e.get("value") for e in container["env"]}
+    assert last["NAS_TRIAL_INDEX"] == "7" and last["HOME"] == "/tmp" and last["EXTRA"] == "1"
+
+
+def test_every_pod_the_operator_makes_has_the_restricted_contexts():
+    s = search(trainer={"image": "trainer:1"}, finalTraining={"epochs": 2})
+    run = trial_run_spec(s, ["ReadWriteMany"])
+    pods = [
+        build_controller_pod(s, SETTINGS)["spec"],
+        build_trial_job(trial(), run, SETTINGS)["spec"]["template"]["spec"],
+        build_final_job(s, trial(), run, SETTINGS)["spec"]["template"]["spec"],
+        build_worker_pod(s, run, SETTINGS, 0)["spec"],
+    ]
+    for pod in pods:
+        assert pod["securityContext"] == RESTRICTED_POD
+        assert [c["securityContext"] for c in pod["containers"]] == [RESTRICTED_CONTAINER]
+        assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
 
 
 def test_trial_job_mounts_the_search_volume_when_the_snapshot_says_so():
@@ -245,7 +303,8 @@ def test_trial_job_mounts_the_search_volume_when_the_snapshot_says_so():
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["NAS_OUTPUT_DIR"] == "/data/trials/00012"
     assert pod["volumes"] == [
-        {"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}}
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}},
     ]
     assert job["spec"]["suspend"] is True
 
@@ -276,7 +335,6 @@ PLACED = {
     "resources": {"limits": {"nvidia.com/gpu": 1}},
     "nodeSelector": {"gpu": "h100"},
     "tolerations": [{"key": "gpu", "operator": "Exists"}],
-    "securityContext": {"runAsUser": 1000},
     "env": [{"name": "EXTRA", "value": "1"}],
 }
 
@@ -316,7 +374,7 @@ def test_final_job_retrains_the_best_trial_like_a_trial_with_the_volume_at_best(
     assert {"name": "search-data", "persistentVolumeClaim": {"claimName": "cora-data"}} in pod[
         "volumes"
     ]
-    assert pod["securityContext"] == {"fsGroup": 65532}  # the controller's files are writable
+    assert pod["securityContext"]["fsGroup"] == 65532  # the controller's files are writable
     assert spec["activeDeadlineSeconds"] == 600 * 3  # 12 epochs where trials had 5
 
 
@@ -406,4 +464,4 @@ def test_bindings_select_every_search_of_the_namespace_and_allow_without_any():
     assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
     assert binding["spec"]["validationActions"] == ["Deny"]
     kinds = [o["kind"] for o in build_admission_policies()]
-    assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 3
+    assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 4

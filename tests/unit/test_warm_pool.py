@@ -136,7 +136,8 @@ def test_a_worker_pod_is_a_trial_pod_running_nas_worker_under_its_own_account():
     assert env["NAS_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["EXTRA"]["value"] == "1"
     assert "NAS_ARCHITECTURE" not in env  # each assignment carries its own
-    assert "volumeMounts" not in container  # ReadWriteOnce: no volume, as for trial Jobs
+    # ReadWriteOnce: no search volume, as for trial Jobs; only the writable /tmp
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
 
 
 def test_a_worker_mounts_the_search_volume_when_trial_pods_would():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import SearchPodPolicy
 from ..names import (
     ADMISSION_POLICY_NAME,
     API_VERSION,
@@ -39,6 +40,8 @@ from ..names import (
     TRIAL_PLURAL,
     WORKER_POLICY_NAME,
 )
+
+from .search_policy import build_search_pod_policy, build_search_pod_policy_binding
 
 API = "admissionregistration.k8s.io/v1"
 
@@ -236,9 +239,14 @@ def build_policy_binding(policy_name: str) -> dict[str, Any]:
     }
 
 
-def build_admission_policies() -> list[dict[str, Any]]:
-    """The policies and their bindings, in creation order."""
+def build_admission_policies(
+    search_policy: SearchPodPolicy | None = None,
+) -> list[dict[str, Any]]:
+    """The policies and their bindings, in creation order; ``search_policy``: what the
+    admin lets a search put in its pods (the operator's settings)."""
     return [
+        build_search_pod_policy(search_policy or SearchPodPolicy()),
+        build_search_pod_policy_binding(),
         build_trial_admission_policy(),
         build_policy_binding(ADMISSION_POLICY_NAME),
         build_status_admission_policy(),

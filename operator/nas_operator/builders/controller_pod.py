@@ -19,6 +19,7 @@ from ..names import (
     owner_reference,
     search_labels,
 )
+from .security import container_security, pod_security, tmp_mount, tmp_volume
 from .storage import claim_name
 
 CONTROLLER_METRICS_PORT = (
@@ -34,14 +35,6 @@ def controller_image(search: dict[str, Any], settings: OperatorSettings) -> str:
 
 def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-
-
-def _pod_security(settings: OperatorSettings) -> dict[str, Any]:
-    security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    if settings.run_as_user is not None:
-        uid = settings.run_as_user
-        security.update(runAsUser=uid, runAsGroup=uid, fsGroup=uid)
-    return security
 
 
 def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
@@ -61,14 +54,9 @@ def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> 
         ],
         "volumeMounts": [
             {"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH},
-            {"name": "tmp", "mountPath": "/tmp"},
+            tmp_mount(),
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "ports": [{"name": "metrics", "containerPort": CONTROLLER_METRICS_PORT}],
     }
@@ -89,11 +77,11 @@ def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> 
             "serviceAccountName": controller_name(name),
             # the operator replaces a failed pod itself (and counts it): see search_status
             "restartPolicy": "Never",
-            "securityContext": _pod_security(settings),
+            "securityContext": pod_security(settings),
             "containers": [container],
             "volumes": [
                 {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": claim_name(search)}},
-                {"name": "tmp", "emptyDir": {}},
+                tmp_volume(),
             ],
             "terminationGracePeriodSeconds": 30,
         },

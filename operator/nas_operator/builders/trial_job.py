@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from ..config import OperatorSettings
+from .security import TMP_MOUNT_PATH, container_security, pod_security, tmp_mount, tmp_volume
 from ..names import (
     COMPONENT_TRIAL,
     DATA_MOUNT_PATH,
@@ -32,6 +33,8 @@ from ..names import (
 )
 
 PERMANENT_EXIT_CODE = 3
+# torch's, matplotlib's and the datasets' caches go under $HOME: the writable /tmp
+HOME_ENV = {"name": "HOME", "value": TMP_MOUNT_PATH}
 DEFAULT_COMMAND = ("nas-train",)
 
 # spec.trainer keys that shape the pod; the others are the trainer's own configuration
@@ -52,7 +55,7 @@ POD_FIELDS = frozenset(
         "imagePullPolicy",
         "runtimeClassName",
         "serviceAccountName",
-        "securityContext",
+        "imagePullSecrets",
     }
 )
 
@@ -94,7 +97,7 @@ def _env(
     ]
     if output_dir:
         env.append({"name": "NAS_OUTPUT_DIR", "value": output_dir})
-    return env + list(run["trainer"].get("env") or [])
+    return env
 
 
 def _container(
@@ -105,24 +108,24 @@ def _container(
     command: list[str] | None,
 ) -> dict[str, Any]:
     trainer = run["trainer"]
-    mounts = list(trainer.get("volumeMounts") or [])
+    mounts = list(trainer.get("volumeMounts") or []) + [tmp_mount()]
     if mount_volume:
         mounts.append({"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH})
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": trainer.get("image") or settings.default_trainer_image,
         "command": list(command or trainer.get("command") or DEFAULT_COMMAND),
-        "env": env,
+        # the search's env first: where a name repeats, the last one wins, the operator's
+        "env": list(trainer.get("env") or []) + env + [HOME_ENV],
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": trainer.get("securityContext") or {"allowPrivilegeEscalation": False},
+        "securityContext": container_security(),
     }
     if trainer.get("args"):
         container["args"] = list(trainer["args"])
     if trainer.get("resources"):
         container["resources"] = trainer["resources"]
-    if mounts:
-        container["volumeMounts"] = mounts
+    container["volumeMounts"] = mounts
     pull_policy = trainer.get("imagePullPolicy") or settings.image_pull_policy
     if pull_policy:
         container["imagePullPolicy"] = pull_policy
@@ -141,23 +144,21 @@ def trainer_pod_spec(
     trainer snapshot ``run``: image, command, resources, placement, security, volumes.
 
     ``mount_volume``: the search volume at /data; ``command`` overrides the trainer's.
+    The security contexts are the operator's alone (Pod Security ``restricted``).
     """
     trainer = run["trainer"]
-    volumes = list(trainer.get("volumes") or [])
+    volumes = list(trainer.get("volumes") or []) + [tmp_volume()]
     pod: dict[str, Any] = {
         # Jobs: required by podFailurePolicy, the Job makes new pods; warm workers: the
         # operator replaces a dead one
         "restartPolicy": "Never",
+        "securityContext": pod_security(settings),
         "containers": [_container(run, settings, env, mount_volume, command)],
     }
     if mount_volume:
         volumes.append(
             {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}}
         )
-        if settings.run_as_user is not None:
-            # the controller pod makes the volume's files with this group (its fsGroup):
-            # the trainer, under the image's user, may write there only as a member
-            pod["securityContext"] = {"fsGroup": settings.run_as_user}
     if not trainer.get("serviceAccountName"):
         pod["automountServiceAccountToken"] = False  # the trainer never talks to the API
     for key in (
@@ -167,11 +168,11 @@ def trainer_pod_spec(
         "priorityClassName",
         "runtimeClassName",
         "serviceAccountName",
+        "imagePullSecrets",
     ):
         if trainer.get(key):
             pod[key] = trainer[key]
-    if volumes:
-        pod["volumes"] = volumes
+    pod["volumes"] = volumes
     return pod
 
 

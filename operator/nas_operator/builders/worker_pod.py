@@ -39,7 +39,7 @@ def pod_fields_hash(run: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _env(search_name: str, run: dict[str, Any]) -> list[dict[str, Any]]:
+def _env(search_name: str) -> list[dict[str, Any]]:
     def field(path: str) -> dict[str, Any]:
         return {"fieldRef": {"fieldPath": path}}
 
@@ -48,7 +48,6 @@ def _env(search_name: str, run: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "NAS_POD_NAME", "valueFrom": field("metadata.name")},
         {"name": "NAS_NAMESPACE", "valueFrom": field("metadata.namespace")},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
-        *(run["trainer"].get("env") or []),
     ]
 
 
@@ -60,7 +59,7 @@ def build_worker_pod(
     spec = trainer_pod_spec(
         run,
         settings,
-        _env(name, run),
+        _env(name),
         mount_volume=bool(run.get("mountSearchVolume")),
         command=WORKER_COMMAND,
     )

@@ -50,7 +50,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.startup()
 def admission_policies(logger: kopf.Logger, **_: Any) -> None:
     if SETTINGS.manage_admission_policy:
-        ensure_admission_policies(api())
+        ensure_admission_policies(api(), SETTINGS.search_policy)
     else:
         logger.info(
             "admission policies are managed elsewhere (NAS_OPERATOR_MANAGE_ADMISSION_POLICY=false)"
