@@ -142,6 +142,24 @@ class NewRoot:
             self._mirror(path)
 
 
+def closed_ancestors(paths: list[str]) -> list[str]:
+    """The folders on the way to each of ``paths`` (themselves included) that others may
+    not enter (no o+x), outermost first."""
+    closed: set[str] = set()
+    for path in paths:
+        node = os.path.normpath(path)
+        while True:
+            try:
+                if os.path.isdir(node) and not os.stat(node).st_mode & 0o001:
+                    closed.add(node)
+            except OSError:
+                pass
+            if node == "/":
+                break
+            node = os.path.dirname(node)
+    return sorted(closed, key=lambda p: p.count("/"))
+
+
 def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
@@ -217,10 +235,12 @@ def main(spec: dict) -> int:
         mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
         new_root = NewRoot(spec["root"])
         new_root.create()
-        if spec.get("uid") and os.path.isdir("/root") and not os.stat("/root").st_mode & 0o001:
-            # The interpreter and the project may live under root's home (mode 0700):
-            # give a non-root container a traversable mirror of it.
-            new_root.make_writable("/root")
+        if spec.get("uid"):
+            # The interpreter and the project stand in for the image: they may live under
+            # a folder others cannot enter (root's home, a mktemp -d folder). Give a
+            # non-root container a traversable mirror of every such folder on their way.
+            for folder in closed_ancestors(spec.get("traverse", [])):
+                new_root.make_writable(folder)
         cwd = spec.get("working_dir") or "/"
         for m, target in prepare_mounts(new_root, list(spec["mounts"]) + [
                 {"source": None, "target": cwd, "kind": "dir", "readonly": False, "cwd": True}]):

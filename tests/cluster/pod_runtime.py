@@ -347,6 +347,7 @@ class PodWorker:
             "gid": gid,
             "mounts": mounts,
             "start_error_file": str(start_error),
+            "traverse": image_paths(),
         }
         (cdir / "launch.json").write_text(json.dumps(launch, indent=1))
         log_path = container_log_path(self.rt.run_dir, self.namespace, self.name, name)
@@ -525,3 +526,10 @@ def image_mounts(mounts: list[Obj]) -> list[Obj]:
         return []
     return [{"source": project, "target": project, "kind": "dir", "readonly": False}]
 
+
+
+def image_paths() -> list[str]:
+    """What a container must reach to run the image's programs: the project (virtualenv
+    and sources) and the interpreter the virtualenv was made from."""
+    return sorted({str(REPO_ROOT), sys.prefix, sys.base_prefix,
+                   os.path.dirname(os.path.realpath(sys.executable))})
