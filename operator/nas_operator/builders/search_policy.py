@@ -7,8 +7,9 @@ is known (``authorizer`` checks the requesting user), a search may:
 
 - add volumes only of the kinds the admin allows (``SearchPodPolicy.volume_types``);
 - mount a ConfigMap or a claim only if its author may get it;
-- read a Secret (volume or ``secretKeyRef``) per ``secret_references``: Never, only if
-  its author may get it, or always;
+- read a Secret (volume, ``secretKeyRef``, or an image pull secret) per
+  ``secret_references``: Never (pull secrets stay allowed: the kubelet, not the trainer,
+  reads them), only if its author may get it, or always;
 - run its trial pods under a ServiceAccount only if the admin lists it, or if its author
   may create pods in the namespace (then they could use it anyway).
 
@@ -91,6 +92,14 @@ def _env_rules(policy: SearchPodPolicy) -> list[dict[str, str]]:
             "spec.trainer.env: configMapKeyRef may name only ConfigMaps you may get",
         )
     ]
+    if policy.secret_references == "IfAuthorCanRead":
+        # the kubelet pulls the image with them: a use of the Secret like any other
+        rules.append(
+            _rule(
+                _each("imagePullSecrets", "p", _can("get", "secrets", "p.name")),
+                "spec.trainer.imagePullSecrets may name only Secrets you may get",
+            )
+        )
     if policy.secret_references == "Never":
         rules.append(
             _rule(
