@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -326,3 +327,19 @@ def events_of(cluster, namespace: str, name: str) -> list[str]:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
+
+
+def rights(cluster, user: str, namespace: str) -> set[tuple[str, str, str]]:
+    """``kubectl auth can-i --list`` of ``user`` in ``namespace`` as (resource, names,
+    verbs) rows, less what every authenticated user may do (discovery, self reviews)."""
+
+    def rows(who: str) -> set[tuple[str, str, str]]:
+        out = kubectl(cluster, "auth", "can-i", "--list", "--as", who, "-n", namespace).stdout
+        found = set()
+        for line in out.splitlines()[1:]:
+            parts = re.match(r"^(\S*)\s+(\[.*?\])\s+(\[.*?\])\s+(\[.*?\])\s*$", line)
+            if parts and parts.group(1):  # resource rows only, not non-resource URLs
+                found.add((parts.group(1), parts.group(3), parts.group(4)))
+        return found
+
+    return rows(user) - rows(f"system:serviceaccount:{namespace}:default")
