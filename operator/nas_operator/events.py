@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
 from .names import MANAGED_BY
 
 log = logging.getLogger(__name__)
+_told: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # warning_once's memory
+_told_lock = threading.Lock()
+TOLD_LIMIT = 4096
 INSTANCE = os.environ.get("HOSTNAME") or socket.gethostname()
 
 
@@ -64,3 +69,17 @@ def normal(obj: dict[str, Any], reason: str, message: str) -> None:
 
 def warning(obj: dict[str, Any], reason: str, message: str) -> None:
     post(obj, "Warning", reason, message)
+
+
+def warning_once(obj: dict[str, Any], reason: str, message: str) -> None:
+    """A Warning Event, unless this process already posted the same one on this object:
+    for a refusal met on every pass (a status write the server refuses), which must be
+    told but not once per pass."""
+    key = (obj["metadata"].get("uid") or obj["metadata"]["name"], reason, message)
+    with _told_lock:
+        if key in _told:
+            return
+        _told[key] = None
+        while len(_told) > TOLD_LIMIT:
+            _told.popitem(last=False)
+    warning(obj, reason, message)

@@ -25,6 +25,7 @@ from .names import (
     final_job_name,
 )
 from .records import PodRecord
+from .refusals import Refused
 
 
 def _controller_holds_volume(pod: PodRecord | None) -> bool:
@@ -61,15 +62,21 @@ def sync_final(
         if trial is None:
             return skipped(f"the best trial {best['name']} was deleted", best)
         generation = int(trial["spec"].get("searchGeneration") or 1)
-        run, warning = trainer_snapshot_for(api, search, generation)
-        if warning:
-            events.warning(search, "TrainerSnapshotMissing", warning)
-        if run["mountSearchVolume"]:
-            weights = trial_weights(best["index"])
-            return skipped(
-                f"the pod of {best['name']} wrote its weights to the volume", best, weights
-            )
-        job, created = ensure(api, build_final_job(search, trial, run, settings))
+        try:
+            run, warning = trainer_snapshot_for(api, search, generation)
+            if warning:
+                events.warning(search, "TrainerSnapshotMissing", warning)
+            if run["mountSearchVolume"]:
+                weights = trial_weights(best["index"])
+                return skipped(
+                    f"the pod of {best['name']} wrote its weights to the volume", best, weights
+                )
+            job, created = ensure(api, build_final_job(search, trial, run, settings))
+        except Refused as err:
+            # permanent: the search keeps its best architecture, without kept weights
+            message = f"final training not started: {err.sentence()}"
+            events.warning(search, "FinalTrainingRefused", message)
+            return {"phase": "Failed", "trial": best["name"], "message": message}
         if created:
             events.normal(
                 search,

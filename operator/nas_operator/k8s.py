@@ -2,7 +2,8 @@
 
 The builders return plain dicts; this module sends them. ``create`` treats 409
 AlreadyExists as success and returns the existing object, which is what makes every
-creation idempotent (operator restarts, two operators at once).
+creation idempotent (operator restarts, two operators at once). A write the API server
+refuses (refusals.py: 400, 403, 413, 422) is raised as ``Refused``, naming the object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from .refusals import refused
 from .names import API_VERSION, SEARCH_KIND, SEARCH_PLURAL, TRIAL_KIND, TRIAL_PLURAL
 
 # (apiVersion, kind) -> (plural, namespaced)
@@ -115,7 +117,7 @@ class KubeApi:
             return self._call("POST", path, body=obj), True
         except ApiException as err:
             if err.status != 409:
-                raise
+                raise refused("create", obj["kind"], meta["name"], err) from None
         existing = self.get(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         if existing is None:  # deleted between our create and get: the next reconcile retries
             raise ApiException(
@@ -134,12 +136,21 @@ class KubeApi:
     ) -> dict[str, Any]:
         """A JSON merge patch; metadata.resourceVersion in ``body`` makes it conditional."""
         path = resource_path(api_version, kind, namespace, name, subresource)
-        return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
+        try:
+            return self._call(
+                "PATCH", path, body=body, content_type="application/merge-patch+json"
+            )
+        except ApiException as err:
+            what = f"the {subresource} of {kind}" if subresource else kind
+            raise refused("patch", what, name, err) from None
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-        return self._call("PUT", path, body=obj)
+        try:
+            return self._call("PUT", path, body=obj)
+        except ApiException as err:
+            raise refused("update", obj["kind"], meta["name"], err) from None
 
     def delete(
         self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None

@@ -37,6 +37,8 @@ class PodRecord:
     deleting: bool
     finished_at: str | None
     message: str
+    exit_code: int | None = None  # the controller container's, once it has ended
+    detail: str = ""  # its termination message as written (contracts section 7)
 
 
 def trial_record(body: dict[str, Any]) -> TrialRecord:
@@ -63,7 +65,7 @@ def job_record(body: dict[str, Any]) -> JobRecord:
 
 def pod_record(body: dict[str, Any]) -> PodRecord:
     status = body.get("status") or {}
-    finished_at, message = None, ""
+    finished_at, message, exit_code, detail = None, "", None, ""
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") == CONTROLLER_CONTAINER and (
             term := (cs.get("state") or {}).get("terminated")
@@ -71,6 +73,7 @@ def pod_record(body: dict[str, Any]) -> PodRecord:
             finished_at = term.get("finishedAt")
             detail = (term.get("message") or term.get("reason") or "").strip()
             message = f"exit code {term.get('exitCode')}: {detail}"
+            exit_code = term.get("exitCode")
     return PodRecord(
         name=body["metadata"]["name"],
         uid=body["metadata"].get("uid", ""),
@@ -78,6 +81,8 @@ def pod_record(body: dict[str, Any]) -> PodRecord:
         deleting=bool(body["metadata"].get("deletionTimestamp")),
         finished_at=finished_at,
         message=message[:512],
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        detail=detail[:4096],
     )
 
 

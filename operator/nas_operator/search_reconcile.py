@@ -15,13 +15,17 @@ from kubernetes.client.rest import ApiException
 
 from . import events, metrics
 from .builders.controller_pod import build_controller_pod
+from .builders.storage import claim_name
 from .config import OperatorSettings
+from .final_training import announce_final, sync_final
 from .k8s import KubeApi
 from .names import API_VERSION, MODE_WARM_POOL, SEARCH_KIND, trials_mode
 from .records import PodRecord, TrialRecord
-from .final_training import announce_final, sync_final
+from .refusals import Refused
 from .search_status import (
+    FINAL,
     PodAction,
+    Refusal,
     best_trial,
     controller_pod_action,
     count_trials,
@@ -70,7 +74,14 @@ def _act_on_pod(
         status["controllerPod"] = created_pod["metadata"]["name"]
     elif action is PodAction.DELETE and pod is not None:
         api.delete("v1", "Pod", meta["namespace"], pod.name, uid=pod.uid)
-        if status["phase"] == "Suspended":
+        if status["phase"] == "Failed":
+            status["controllerPod"] = None
+            events.normal(
+                search,
+                "ControllerStopped",
+                f"deleted controller pod {pod.name}: the search failed; a new spec resumes it",
+            )
+        elif status["phase"] == "Suspended":
             status["controllerPod"] = None
             events.normal(
                 search,
@@ -99,22 +110,41 @@ def reconcile_search(
     old = search.get("status") or {}
     if old.get("observedGeneration") is None:
         return  # its children are not made yet (on.create runs first)
-    if trials_mode(search) == MODE_WARM_POOL:
-        sync_warm_pool(api, search, records, settings)
-    now = utcnow()
+    refusal = None
     final = None
-    if in_final_stage(search, count_trials(records)):
-        final = sync_final(api, search, best_trial(records), pod, settings)
-    status = derive_search_status(
-        search, records, pod, now, settings.controller_restart_limit, final
-    )
-    for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
-        if key in old:
-            status[key] = old[key]
+    try:
+        if trials_mode(search) == MODE_WARM_POOL:  # an ended search's pool is released
+            sync_warm_pool(api, search, records, settings)
+        if in_final_stage(search, count_trials(records)):
+            final = sync_final(api, search, best_trial(records), pod, settings)
+    except Refused as err:
+        refusal = refusal_of(search, err)
+    now = utcnow()
+    volume = volume_condition(api, search)
+
+    def derive() -> dict[str, Any]:
+        status = derive_search_status(
+            search, records, pod, now, settings.controller_restart_limit, final, refusal, volume
+        )
+        for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
+            if key in old:
+                status[key] = old[key]
+        return status
+
+    status = derive()
     action = controller_pod_action(
-        search, status["phase"], pod, now, settings.controller_restart_backoff_seconds
+        search,
+        status["phase"],
+        pod,
+        now,
+        settings.controller_restart_backoff_seconds,
+        _failed_reason(status),
     )
-    _act_on_pod(api, search, action, pod, settings, status)
+    try:
+        _act_on_pod(api, search, action, pod, settings, status)
+    except Refused as err:
+        refusal = refusal_of(search, err)
+        status = derive()
     if status.get("controllerPod") is None:
         status.pop("controllerPod", None)
     patch = status_patch(_operator_status(old), status)
@@ -131,6 +161,12 @@ def reconcile_search(
                 },
                 subresource="status",
             )
+        except Refused as err:
+            # told once; retried on the next resync (a pass's own writes are bounded, so
+            # this is the server's limits changing, or a bug: either way a user must see it)
+            log.error("status of %s/%s refused: %s", namespace, name, err)
+            events.warning_once(search, "StatusRefused", err.sentence())
+            return
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -139,6 +175,42 @@ def reconcile_search(
         _announce_phase(search, old.get("phase"), status)
     best = (status.get("best") or {}).get("reward")
     metrics.record_search(namespace, name, status["phase"], status["trials"], best)
+
+
+def refusal_of(search: dict[str, Any], err: Refused) -> Refusal:
+    """A refused write as the search's Failed reason; told at once as a Warning Event."""
+    reason = f"{err.action.capitalize()}Refused"
+    message = f"{err.sentence()}; fix the spec (or the namespace's policy) and apply again"
+    events.warning(search, reason, message)
+    return Refusal(reason, message)
+
+
+def _failed_reason(status: dict[str, Any]) -> str:
+    cond = next((c for c in status["conditions"] if c["type"] == "Failed"), {})
+    return str(cond.get("reason") or "") if cond.get("status") == "True" else ""
+
+
+def volume_condition(api: KubeApi, search: dict[str, Any]) -> tuple[bool, str, str] | None:
+    """Whether the claim a search names (spec.storage.claimName) exists; looked at only
+    while it may be missing (before the search runs), None otherwise (kept as it was)."""
+    claim = ((search["spec"].get("storage") or {}).get("claimName")) or ""
+    status = search.get("status") or {}
+    previous = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "VolumeReady"), None
+    )
+    looked = status.get("phase") in (None, "Pending") or (
+        previous is not None and previous.get("status") != "True"
+    )
+    if not claim or status.get("phase") in FINAL or not looked:
+        return None
+    if api.get("v1", "PersistentVolumeClaim", search["metadata"]["namespace"], claim) is None:
+        return (
+            False,
+            "ClaimNotFound",
+            f"PersistentVolumeClaim {claim} (spec.storage.claimName) does not exist yet: the "
+            "controller pod waits for it; create it in this namespace or fix the name",
+        )
+    return True, "ClaimFound", f"PersistentVolumeClaim {claim_name(search)} exists"
 
 
 def _announce_phase(search: dict[str, Any], before: str | None, status: dict[str, Any]) -> None:

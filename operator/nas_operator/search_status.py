@@ -4,9 +4,14 @@ Status ownership (docs/contracts.md section 7): the operator writes every field 
 ``status.controller`` is the controller's, read as input (its ``decision``).
 
 Phase rule, first match wins:
-1. Succeeded and Failed are final;
+0. a refusal found in this pass (the API server refused an object of the search, or the
+   spec nests too deep) → Failed with its reason (``CreateRefused``, ``InvalidSpec``, ...);
+1. Succeeded and Failed are final (a Failed for a reason in RECOVERABLE is lifted by the
+   search handler once the spec changes: handlers/search.py);
 2. ``spec.suspend`` → Suspended;
-3. the controller pod was replaced more than the restart limit → Failed (ControllerFailed);
+3. the controller pod ended with exit code 3 (a permanent error: its termination message
+   names it, e.g. InvalidSpec) for the current generation → Failed at once; it was
+   replaced more than the restart limit → Failed (ControllerFailed);
 4. a controller decision and no Trial Pending/Running → Failed for TooManyFailures,
    else Succeeded once the final training is over (``status.final`` Succeeded, Failed or
    Skipped: a failed final training does not fail a search that found its best); with
@@ -17,6 +22,7 @@ Phase rule, first match wins:
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +34,18 @@ from .records import PodRecord, TrialRecord
 FINAL = ("Succeeded", "Failed")
 FAILING_DECISIONS = ("TooManyFailures",)
 MAX_BACKOFF_SECONDS = 300.0
+# nas-controller's exit code for an error a restart cannot mend (contracts section 7)
+CONTROLLER_PERMANENT_EXIT = 3
+# Failed for one of these is about one spec generation: a new spec gets another chance.
+RECOVERABLE = ("CreateRefused", "PatchRefused", "UpdateRefused", "InvalidSpec", "TrialRefused")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the search cannot go on with its current spec (phase Failed, reason ``reason``)."""
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -103,10 +121,13 @@ def derive_phase(
     pod: PodRecord | None,
     restart_limit: int,
     final: dict[str, Any] | None = None,
+    refusal: Refusal | None = None,
 ) -> tuple[str, str, str]:
     """(phase, reason, message) by the phase rule above; ``final``: status.final as just
     derived (None: no final training considered)."""
     status = search.get("status") or {}
+    if refusal is not None:
+        return "Failed", refusal.reason, refusal.message
     if status.get("phase") in FINAL:
         cond = _find(
             status.get("conditions") or [],
@@ -115,6 +136,9 @@ def derive_phase(
         return status["phase"], (cond or {}).get("reason", ""), (cond or {}).get("message", "")
     if (search.get("spec") or {}).get("suspend"):
         return "Suspended", "Suspended", "spec.suspend is true"
+    ended = controller_refusal(search, pod)
+    if ended is not None:
+        return "Failed", ended.reason, ended.message
     restarts = int(status.get("controllerRestarts") or 0)
     if restarts > restart_limit:
         msg = f"the controller pod failed or vanished {restarts} times (limit {restart_limit})"
@@ -134,6 +158,34 @@ def derive_phase(
     return "Pending", "ControllerStarting", ""
 
 
+def controller_refusal(search: dict[str, Any], pod: PodRecord | None) -> Refusal | None:
+    """The permanent error a controller pod ended with (exit code 3), if it concerns the
+    search's current generation. Its termination message is JSON
+    ``{"reason", "message", "generation"}`` (contracts section 7); plain text is taken as
+    the message of an InvalidSpec."""
+    if pod is None or pod.deleting or pod.exit_code != CONTROLLER_PERMANENT_EXIT:
+        return None
+    try:
+        said = json.loads(pod.detail)
+    except ValueError:
+        said = None
+    if not isinstance(said, dict):
+        said = {"message": pod.detail}
+    generation = said.get("generation")
+    current = int(search["metadata"].get("generation") or 1)
+    if isinstance(generation, int) and generation != current:
+        return None  # about a spec that has changed since: the pod is replaced
+    message = str(said.get("message") or "the controller found the spec invalid")
+    return Refusal(str(said.get("reason") or "InvalidSpec"), message)
+
+
+def is_blocked(search: dict[str, Any]) -> bool:
+    """Failed for a reason a new spec may mend (RECOVERABLE)."""
+    status = search.get("status") or {}
+    cond = _find(status.get("conditions") or [], "Failed") or {}
+    return status.get("phase") == "Failed" and cond.get("reason") in RECOVERABLE
+
+
 class PodAction(enum.Enum):
     NONE = "none"
     CREATE = "create"
@@ -146,11 +198,21 @@ def controller_pod_action(
     pod: PodRecord | None,
     now: datetime,
     backoff_seconds: float,
+    reason: str = "",
 ) -> PodAction:
-    """What the operator does with the controller pod, given the phase just derived."""
+    """What the operator does with the controller pod, given the phase (and its reason)
+    just derived."""
     status = search.get("status") or {}
     if phase == "Suspended":
         return PodAction.DELETE if pod is not None and not pod.deleting else PodAction.NONE
+    if (
+        phase == "Failed"
+        and reason in RECOVERABLE
+        and pod is not None
+        and not pod.deleting
+        and pod.phase not in ("Failed", "Succeeded")
+    ):
+        return PodAction.DELETE  # refused while it ran: it must not go on with this spec
     if phase in FINAL or decision_of(search):
         return PodAction.NONE  # the controller has decided (or the search is over): let it exit
     if pod is None:
@@ -209,15 +271,19 @@ def derive_search_status(
     now: datetime,
     restart_limit: int,
     final: dict[str, Any] | None = None,
+    refusal: Refusal | None = None,
+    volume: tuple[bool, str, str] | None = None,
 ) -> dict[str, Any]:
     """The operator-owned part of the status (never ``status.controller``).
 
     ``final``: status.final as derived in this pass, else the one written before is kept.
+    ``refusal``: what refused this pass (rule 0). ``volume``: (ready, reason, message) of
+    the search's claim when looked at in this pass, else the condition written before.
     """
     old = search.get("status") or {}
     generation = int(search["metadata"].get("generation") or 1)
     counts = count_trials(records)
-    phase, reason, message = derive_phase(search, counts, pod, restart_limit, final)
+    phase, reason, message = derive_phase(search, counts, pod, restart_limit, final, refusal)
     final = final if final is not None else old.get("final")
     stamp = format_time(now)
     conditions = old.get("conditions") or []
@@ -243,6 +309,11 @@ def derive_search_status(
         ],
         "startTime": old.get("startTime") or stamp,
     }
+    previous_volume = _find(conditions, "VolumeReady")
+    if volume is not None:
+        status["conditions"].append(condition("VolumeReady", *volume))
+    elif previous_volume is not None:
+        status["conditions"].append(previous_volume)
     best = best_trial(records)
     if best is not None:
         status["best"] = best

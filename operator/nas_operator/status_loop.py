@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import metrics
+from kubernetes.client.rest import ApiException
+
+from . import events, metrics
 from .config import OperatorSettings
 from .k8s import api
-from .names import MODE_WARM_POOL
+from .names import API_VERSION, MODE_WARM_POOL, SEARCH_KIND
 from .records import JobRecord, PodRecord, TrialRecord
 from .search_reconcile import reconcile_search, trials_to_repair
 from .trial_sync import sync_trial
@@ -40,6 +42,7 @@ class StatusLoop:
         self._lock = threading.Lock()
         self.ready = False  # set by the first handler call: kopf's indexes are populated then
         self.last_pass = time.monotonic()
+        self._failures: dict[Key, int] = {}  # passes failed in a row, per search
 
     def mark(self, namespace: str, search: str | None) -> None:
         """Ask for a pass over ``namespace/search`` (thread-safe; from any handler)."""
@@ -109,11 +112,28 @@ class StatusLoop:
                     )
                 )
             outcomes = await asyncio.gather(*work, return_exceptions=True)
-            for (namespace, name), outcome in zip(batch, outcomes, strict=True):
+            for key, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    metrics.RECONCILE_ERRORS.labels("search_status").inc()
-                    log.error("status pass of %s/%s failed: %r", namespace, name, outcome)
-                    self.mark(namespace, name)  # retried on the next pass
+                    self._failed(key, outcome)
+                else:
+                    self._failures.pop(key, None)
+
+    def _failed(self, key: Key, error: BaseException) -> None:
+        """One search's pass failed: the others go on; this one is tried again with backoff
+        (1 s doubling to a minute), and a user is told on the search, once per error."""
+        namespace, name = key
+        metrics.RECONCILE_ERRORS.labels("search_status").inc()
+        log.error("status pass of %s/%s failed: %r", namespace, name, error)
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
+        self.mark_in(namespace, name, min(60.0, 2.0 ** (count - 1)))
+        if count >= 3:  # a blip passes; an error that repeats is worth an Event
+            search = {
+                "apiVersion": API_VERSION,
+                "kind": SEARCH_KIND,
+                "metadata": {"namespace": namespace, "name": name},
+            }
+            events.warning_once(search, "ReconcileError", f"the operator failed: {brief(error)}")
 
     @staticmethod
     def _pass(
@@ -131,6 +151,13 @@ class StatusLoop:
         for trial in trials_to_repair(records, finished) if finished else []:
             sync_trial(client, namespace, trial, settings)
         metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
+
+
+def brief(error: BaseException) -> str:
+    """An error in one line that is the same each time it repeats (no dates, no headers)."""
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return f"{type(error).__name__}: {str(error)[:300]}"
 
 
 LOOP = StatusLoop()

@@ -18,6 +18,7 @@ from .builders.trial_job import build_trial_job
 from .children import trainer_snapshot_for
 from .config import OperatorSettings
 from .k8s import KubeApi
+from .refusals import Refused
 from .names import (
     API_VERSION,
     LABEL_TRIAL,
@@ -28,6 +29,7 @@ from .names import (
     trials_mode,
 )
 from .search_status import parse_time
+from .summary import summarize
 from .trial_status import FINISHED, derive_trial_status, status_patch
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,10 @@ def sync_trial(
             )
             if search is not None and trials_mode(search) == MODE_WARM_POOL:
                 return old  # no Job: the warm pool (warm_pool_sync.py) runs this Trial
-            job = _create_job(api, trial, search, settings)
+            try:
+                job = _create_job(api, trial, search, settings)
+            except Refused as err:
+                return _refused(api, trial, search, old, err)
             if job is None:
                 new = {
                     **old,
@@ -105,11 +110,47 @@ def sync_trial(
         new = derive_trial_status(trial, job, pods)
         try:
             return write_trial_status(api, trial, old, new)
+        except Refused as err:
+            log.error("status of trial %s/%s refused: %s", namespace, name, err)
+            events.warning_once(trial, "StatusRefused", err.sentence())
+            return None
         except ApiException as err:
             if err.status != 409:
                 raise
             log.debug("trial %s/%s changed while syncing; retrying", namespace, name)
     return None
+
+
+def _refused(
+    api: KubeApi,
+    trial: dict[str, Any],
+    search: dict[str, Any] | None,
+    old: dict[str, Any],
+    err: Refused,
+) -> dict[str, Any] | None:
+    """The API server refused the Trial's Job (or the trainer snapshot it is built from):
+    the same spec gets the same answer, so the Trial fails at once and counts as a failed
+    trial (spec.trials.maxFailed ends a search whose every Job is refused)."""
+    reason = "JobRefused" if err.kind == "Job" else "CreateRefused"
+    new = {
+        **old,
+        "phase": "Failed",
+        "reason": reason,
+        "message": err.sentence(),
+        "summary": summarize(trial["spec"].get("architecture") or {}),
+    }
+    try:
+        written = write_trial_status(api, trial, old, new)  # posts the Warning on the Trial
+    except Refused as refusal:
+        events.warning_once(trial, "StatusRefused", refusal.sentence())
+        return None
+    except ApiException as conflict:
+        if conflict.status != 409:
+            raise
+        return None  # changed meanwhile: its next event syncs it again
+    if search is not None:
+        events.warning(search, reason, f"trial {trial['metadata']['name']}: {err.sentence()}")
+    return written
 
 
 def write_trial_status(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from typing import Any
@@ -17,6 +19,19 @@ from ..names import GROUP, LABEL_MANAGED_BY, MANAGED_BY
 from ..status_loop import LOOP
 
 
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled-configuration annotation, holding a digest of the spec instead
+    of the spec. The handlers never read kopf's diff (they re-read the object), only
+    whether it changed; a spec over the API server's 256 KiB limit for all annotations
+    made kopf's own annotation write fail on every event, so the search was never handled.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        text = json.dumps(essence, sort_keys=True, separators=(",", ":"), default=str)
+        return {"spec": {"sha256": hashlib.sha256(text.encode()).hexdigest()}}
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Handler progress and the diff-base go to annotations, never to status.kopf: our
@@ -25,7 +40,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # prune). https://kopf.readthedocs.io/en/stable/configuration/#handling-progress
     # and https://github.com/nolar/kopf/issues/574
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     # Every create is idempotent (deterministic names, 409 = done) and every status write

@@ -21,6 +21,7 @@ from ..names import (
     SEARCH_KIND,
     trials_mode,
 )
+from ..refusals import Refused
 from ..status_loop import LOOP
 from ..warm_pool_sync import sync_warm_pool
 
@@ -35,7 +36,10 @@ def pool_pass(namespace: str, search_name: str, trials_by_search: kopf.Index) ->
     ):
         return
     records = list(trials_by_search.get((namespace, search_name), []))
-    sync_warm_pool(api(), search, records, SETTINGS)
+    try:
+        sync_warm_pool(api(), search, records, SETTINGS)
+    except Refused:
+        LOOP.mark(namespace, search_name)  # its status pass meets it too and fails the search
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_WORKER})
