@@ -3,7 +3,9 @@
 Exit codes: 0 when the search was decided (the decision is in status.controller), when
 it is suspended or deleted, or on SIGTERM; 1 when this controller lost its lease or was
 fenced out by a newer one (the newer one carries on) or failed otherwise (the operator
-starts another, which resumes from the volume); 2 for a configuration error.
+starts another, which resumes from the volume); 3 for an error no restart mends (an
+invalid spec, a Trial the API server refuses, a bad environment): the termination
+message says which (permanent.py), and the operator fails the search at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from nas_trainer.controller.config import ConfigError, ControllerConfig
 from nas_trainer.controller.executor import SearchDeleted, SearchSuspended
 from nas_trainer.controller.fencing import FencedOut
 from nas_trainer.controller.lease import LeaseLost
+from nas_trainer.controller.permanent import (
+    EXIT_PERMANENT,
+    InvalidSpec,
+    PermanentError,
+    write_termination_message,
+)
 from nas_trainer.manifest import ManifestError
 
 log = logging.getLogger("nas_trainer.controller")
@@ -49,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = ControllerConfig.from_env()
     except ConfigError as err:
         log.error("%s", err)
-        return 2
+        write_termination_message(PermanentError("InvalidConfiguration", str(err)), None)
+        return EXIT_PERMANENT
     from nas_trainer.controller.runner import ControllerRunner  # after config: imports torch lazily
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -62,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except (SearchSuspended, SearchDeleted) as err:
         log.info("%s: stopping", err)
         return 0
-    except ManifestError as err:
-        log.error("the search's spec is invalid: %s", err)
-        return 2
+    except (PermanentError, ManifestError) as err:
+        permanent = err if isinstance(err, PermanentError) else InvalidSpec(str(err))
+        log.error("%s: %s", permanent.reason, permanent.message)
+        runner.report_permanent(permanent)
+        write_termination_message(permanent, runner.generation)
+        return EXIT_PERMANENT
     except (LeaseLost, FencedOut) as err:
         log.error("%s: stopping without writing anything more", err)
         return 1

@@ -22,9 +22,10 @@ from nas_trainer.controller.guard import FencedResultsFolder, WriteGuard
 from nas_trainer.controller.lease import LeaderLease, lease_name
 from nas_trainer.controller.loop import KubernetesSearchLoop
 from nas_trainer.controller.metrics import ControllerMetrics
+from nas_trainer.controller.permanent import PermanentError, check_spec
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import API_VERSION, TrialsApi, search_owner_reference, trial_name
-from nas_trainer.manifest import SearchManifest, parse_search
+from nas_trainer.manifest import SearchManifest
 from nas_trainer.results import CHECKPOINT_DIR, TrialRecord
 from nas_trainer.search import GOAL_REACHED, TOO_MANY_FAILURES, Budget, SearchLoop
 
@@ -76,14 +77,15 @@ class ControllerRunner:
         self.metrics = ControllerMetrics(config.search, config.namespace)
         self.lease: LeaderLease | None = None
         self.executor: KubernetesExecutor | None = None
+        self.search_obj: dict[str, Any] | None = None  # as last read: whose spec failed
 
     # --- the run ----------------------------------------------------------------------
     def run(self) -> Decision:
         """Run the search to its decision. Raises SearchSuspended/SearchDeleted (exit
         cleanly), LeaseLost/FencedOut (stop at once) and Terminated (SIGTERM)."""
         cfg = self.config
-        search_obj = self.trials_api.read_search()
-        parse_search(manifest_document(search_obj))  # a bad spec fails before anything is held
+        search_obj = self.search_obj = self.trials_api.read_search()
+        check_spec(manifest_document(search_obj))  # a bad spec fails before anything is held
         self.metrics.serve(cfg.metrics_port)
         events = EventRecorder(self.core, search_obj, cfg.identity)
 
@@ -103,8 +105,8 @@ class ControllerRunner:
         events.emit("ControllerStarted", f"controller {cfg.identity} took over at fencing epoch {epoch}")
 
         while True:
-            search_obj = self.trials_api.read_search()
-            manifest = parse_search(manifest_document(search_obj))
+            search_obj = self.search_obj = self.trials_api.read_search()
+            manifest = check_spec(manifest_document(search_obj))
             folder.write_manifest(manifest.document)
             space = manifest.space.build()
             strategy = manifest.strategy.build(space)
@@ -129,6 +131,23 @@ class ControllerRunner:
             events.emit("SearchDecided", f"{decision.reason}: {decision.message}",
                         "Warning" if summary.reason == TOO_MANY_FAILURES else "Normal")
             return decision
+
+    @property
+    def generation(self) -> int | None:
+        """The metadata.generation of the search as last read."""
+        meta = (self.search_obj or {}).get("metadata") or {}
+        return int(meta["generation"]) if meta.get("generation") is not None else None
+
+    def report_permanent(self, err: PermanentError) -> None:
+        """A Warning Event on the search (best effort: the exit code and termination
+        message are what the operator acts on)."""
+        if self.search_obj is None:
+            return
+        try:
+            EventRecorder(self.core, self.search_obj, self.config.identity).emit(
+                err.reason, err.message, "Warning")
+        except Exception as event_error:  # noqa: BLE001
+            log.warning("could not record the %s event: %s", err.reason, event_error)
 
     def release(self) -> None:
         if self.executor is not None:

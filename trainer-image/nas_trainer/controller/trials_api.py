@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from nas_trainer.controller.informer import list_custom_objects
+from nas_trainer.controller.permanent import TrialRefused, is_refusal
 from nas_trainer.controller.retry import retrying
 
 GROUP = "archsearch.io"
@@ -160,6 +161,8 @@ class TrialsApi:
                 f"creating trial {name}", self.check)
             return created, True
         except ApiException as err:
+            if is_refusal(err):  # the same Trial would be refused again: permanent
+                raise TrialRefused(name, err) from err
             if err.status != 409:
                 raise
         existing = retrying(
