@@ -262,3 +262,62 @@ def test_a_refused_trial_job_fails_the_trial_with_the_servers_words(monkeypatch)
     # finished: a later event of the Trial tries nothing again
     assert trial_sync.sync_trial(cluster, "ns", "s-00000", OperatorSettings()) == status
     assert len(cluster.patches) == 1
+
+
+# --- a refused controller pod ----------------------------------------------------------
+class SearchCluster:
+    """The calls of one status pass, on dicts; creating the controller pod is refused."""
+
+    def __init__(self, refusal: ApiException) -> None:
+        self.refusal = refusal
+        self.search = search({"phase": "Pending", "observedGeneration": 1})
+        self.search["metadata"]["resourceVersion"] = "5"
+        self.search["spec"]["trainer"] = {"image": "nas-trainer:test"}
+        self.patches: list[dict[str, Any]] = []
+
+    def get(self, api_version, kind, namespace, name):
+        return self.search if kind == "ArchitectureSearch" else None
+
+    def create(self, obj):
+        raise Refused("create", obj["kind"], obj["metadata"]["name"], self.refusal)
+
+    def patch(self, api_version, kind, namespace, name, body, subresource=None):
+        self.patches.append(body)
+        return self.search
+
+
+def test_a_refused_controller_pod_fails_the_search_once(monkeypatch):
+    from nas_operator import search_reconcile
+
+    told: list[tuple[str, str]] = []
+    monkeypatch.setattr(search_reconcile.events, "post",
+                        lambda obj, kind, reason, message: told.append((reason, message)))
+    words = 'pods "s-controller" is forbidden: violates PodSecurity "restricted:latest"'
+    cluster = SearchCluster(api_error(403, words, "Forbidden"))
+    search_reconcile.reconcile_search(cluster, "ns", "s", [], None, OperatorSettings())
+    status = cluster.patches[-1]["status"]
+    assert status["phase"] == "Failed"
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "CreateRefused"
+    assert "Pod s-controller" in failed["message"] and words in failed["message"]
+    assert ("CreateRefused", failed["message"]) in told
+    assert any(reason == "SearchFailed" for reason, _ in told)
+
+
+def test_a_refused_status_write_is_told_once_and_does_not_raise(monkeypatch):
+    from nas_operator import search_reconcile
+
+    told: list[str] = []
+    monkeypatch.setattr(search_reconcile.events, "post",
+                        lambda obj, kind, reason, message: told.append(reason))
+    cluster = SearchCluster(api_error(403, "no"))
+
+    def refuse_patch(*_: Any, **__: Any):
+        raise Refused("patch", "the status of ArchitectureSearch", "s",
+                      api_error(413, "request is too large"))
+
+    cluster.patch = refuse_patch
+    cluster.create = lambda obj: ({**obj, "metadata": {**obj["metadata"]}}, True)
+    for _ in range(3):
+        search_reconcile.reconcile_search(cluster, "ns", "s", [], None, OperatorSettings())
+    assert told.count("StatusRefused") == 1
