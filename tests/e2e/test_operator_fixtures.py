@@ -191,7 +191,16 @@ def apply_crds(cluster) -> None:
     """Applies the CRDs of crds/ and waits until they are served and published."""
     kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for crd in ("architecturesearches.archsearch.io", "trials.archsearch.io"):
-        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+        # kubectl wait fails outright on a CRD whose status has no conditions yet (a
+        # loaded API server may take a moment to write the first): ask again
+        wait_for(
+            lambda crd=crd: kubectl(
+                cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}",
+                check=False,
+            ).returncode == 0,
+            f"CRD {crd} to be Established",
+            timeout=90,
+        )
     # discovery of the new group can lag the Established condition by a moment
     wait_for(
         lambda: kubectl(cluster, "get", "archsearch", "-A", check=False).returncode == 0,

@@ -128,6 +128,35 @@ def test_a_search_may_not_reference_what_its_author_may_not_read(
     assert get(cluster, search_path(namespace, "reach")) is not None
 
 
+@pytest.mark.parametrize(
+    "trainer, words",
+    [
+        ({"securityContext": {"privileged": True}}, "spec.trainer.securityContext cannot be set"),
+        ({"securityContext": {"runAsUser": 0, "capabilities": {"add": ["SYS_ADMIN"]}}},
+         "spec.trainer.securityContext cannot be set"),
+        ({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]},
+         "hostPath"),
+        ({"serviceAccountName": "escalate-controller"},
+         "spec.trainer.serviceAccountName escalate-controller is the search's own controller"),
+        ({"env": [{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]},
+         "spec.trainer.env name LD_PRELOAD is reserved"),
+        ({"env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.1"}]},
+         "spec.trainer.env name KUBERNETES_SERVICE_HOST is reserved"),
+        ({"env": [{"name": "NAS_TRIAL_INDEX", "value": "0"}]},
+         "spec.trainer.env name NAS_TRIAL_INDEX is reserved"),
+    ],
+    ids=["privileged", "root-and-capabilities", "host-path", "controller-account", "ld-preload",
+         "api-server-override", "trainer-variable"],
+)
+def test_no_search_may_ask_for_privileges_host_access_or_the_operators_own_names(
+    cluster, crds, namespace, trainer, words
+):
+    # refused by the CRD's schema and rules, for everyone (admins widen nothing of this)
+    refused = apply(cluster, with_trainer(namespace, "escalate", **trainer), check=False)
+    assert refused.returncode != 0 and words in refused.stderr, refused.stderr
+    assert get(cluster, search_path(namespace, "escalate")) is None
+
+
 def test_an_authors_search_runs_restricted_trial_pods_with_what_they_may_read(
     cluster, operator, namespace
 ):
