@@ -23,6 +23,7 @@ import jsonschema
 import pytest
 import yaml
 from nas_trainer import manifest as m
+from nas_trainer import pod_fields
 from nas_trainer.manifest import ManifestError, parse_search
 from nas_trainer.spaces import SPACE_NAMES, get_space
 from nas_trainer.spaces.base import OptionError
@@ -199,22 +200,24 @@ def test_trainer_keys_are_the_pods_and_the_trainers():
 
     assert set(m.POD_KEYS) == POD_KEYS == POD_FIELDS
     training = {camel(f.name) for f in dataclasses.fields(TrainerConfig)}
-    assert set(TRAINER["properties"]) == set(m.POD_KEYS) | training
+    # securityContext is in the schema only to be refused with the reason (the operator's)
+    assert set(TRAINER["properties"]) - {"securityContext"} == set(m.POD_KEYS) | training
 
 
 def test_enums_and_patterns_are_the_parsers():
     props = TRAINER["properties"]
     assert props["cudaGraph"]["enum"] == list(m.CUDA_GRAPH_MODES)
     assert props["imagePullPolicy"]["enum"] == list(m.IMAGE_PULL_POLICIES)
-    assert props["device"]["pattern"] == m.DEVICE.pattern
+    assert cel_pattern(props["device"]) == m.DEVICE.pattern
+    assert cel_pattern(props["image"]) == pod_fields.IMAGE.pattern
     storage = SPEC["storage"]["properties"]
-    assert storage["size"]["pattern"] == m.QUANTITY.pattern
+    assert cel_pattern(storage["claimName"]) == pod_fields.DNS_SUBDOMAIN.pattern
     assert storage["accessModes"]["items"]["enum"] == list(m.ACCESS_MODES)
     assert storage["retentionPolicy"]["enum"] == list(m.RETENTION_POLICIES)
     decision = SPACE["properties"]["decisions"]
     assert decision["maxItems"] == m.MAX_DECISIONS
     assert decision["items"]["properties"]["choices"]["maxItems"] == m.MAX_CHOICES
-    assert decision["items"]["properties"]["name"]["pattern"] == m.DECISION_NAME.pattern
+    assert cel_pattern(decision["items"]["properties"]["name"]) == m.DECISION_NAME.pattern
     assert f"size() <= {m.MAX_NAME_LENGTH}" in rules(SCHEMA)[0]
     mode = SPEC["trials"]["properties"]["mode"]
     assert mode["enum"] == list(m.TRIAL_MODES) and mode["default"] == m.TrialsSpec().mode
@@ -230,7 +233,11 @@ def test_defaults_are_the_parsers():
                 "maxFailed": defaults.max_failed, "retries": defaults.retries,
                 "timeoutSeconds": defaults.timeout_seconds}
     assert trials["default"] == expected
-    assert {k: trials["properties"][k]["default"] for k in expected} == expected
+    # maxFailed's default is the object's only: a manifest giving max alone (below 10) must
+    # not get maxFailed 10 > max and be refused for it
+    assert "default" not in trials["properties"]["maxFailed"]
+    assert {k: trials["properties"][k]["default"] for k in expected if k != "maxFailed"} == \
+        {k: v for k, v in expected.items() if k != "maxFailed"}
     storage, defaults = SPEC["storage"], m.StorageSpec()
     expected = {"size": defaults.size, "accessModes": list(defaults.access_modes),
                 "retentionPolicy": defaults.retention_policy}
@@ -247,6 +254,15 @@ def test_defaults_are_the_parsers():
 
 # -- 4. the same verdict from the CRD's structural schema and from parse_search ----------
 
+def cel_pattern(node: dict) -> str | None:
+    """The regular expression of a node's `self.matches('...')` rule (as Python spells it)."""
+    for rule in rules(node):
+        found = re.fullmatch(r"(?:self == '' \|\| )?self\.matches\('(.*)'\)", rule)
+        if found:
+            return found.group(1).replace("\\\\", "\\")
+    return None
+
+
 def json_schema(node: dict) -> dict:
     """A structural OpenAPI v3.0 schema as JSON Schema (draft 7), as the API server applies
     it with strict field validation (kubectl's default): unknown fields are errors. CEL
@@ -260,8 +276,18 @@ def json_schema(node: dict) -> dict:
         if bound in node:
             exclusive = node.get(f"exclusive{bound.title()}")
             out[f"exclusive{bound.title()}" if exclusive else bound] = node[bound]
-    if node.get("x-kubernetes-int-or-string") or "anyOf" in node:
+    if node.get("x-kubernetes-int-or-string"):
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    elif "anyOf" in node:
+        out["anyOf"] = [json_schema(n) for n in node["anyOf"]]
+    for key in ("maxProperties", "not"):
+        if key in node:
+            out[key] = node[key]
+    if "allOf" in node:
+        out["allOf"] = [json_schema(n) for n in node["allOf"]]
+    pattern = cel_pattern(node)   # a `self.matches` rule is a pattern (other CEL: e2e)
+    if pattern is not None:
+        out["pattern"] = f"^$|{pattern}" if rules(node)[0].startswith("self == ''") else pattern
     if "properties" in node:
         out["properties"] = {k: json_schema(v) for k, v in node["properties"].items()}
     if isinstance(node.get("additionalProperties"), dict):
@@ -342,9 +368,9 @@ CASES: list[tuple[str, bool, Callable[[], dict]]] = [
         deterministic=True, datasetOptions={}, download=False, validation=0.1, splitSeed=3,
         momentum=0, nesterov=False, weightDecay=0, labelSmoothing=0.1, gradClip=0,
         warmupFraction=0, augment={"pad": 4, "flip": True}, dropPath=0.2, auxWeight=0.4,
-        model={"width": 2}, bptt=35, seed=1, device="cuda:1", cudaGraph="off",
+        model={"channels": 16}, bptt=35, seed=1, device="cuda:1", cudaGraph="off",
         imagePullPolicy="IfNotPresent", runtimeClassName="nvidia", serviceAccountName="sa",
-        securityContext={"runAsUser": 1000},
+        imagePullSecrets=[{"name": "registry"}],
         resources={"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"},
                    "requests": {"cpu": "500m"}},
         nodeSelector={"gpu": "true"}, tolerations=[{"key": "gpu", "operator": "Exists"}],
@@ -423,13 +449,25 @@ CASES: list[tuple[str, bool, Callable[[], dict]]] = [
     ("evalBatchSize", False, lambda: trainer(evalBatchSize=1024)),
     ("trainer-typo", False, lambda: trainer(epoch=10)),
     ("resources-float", False, lambda: trainer(resources={"limits": {"cpu": 0.5}})),
-    ("resources-bad", False, lambda: trainer(resources={"requests": {"memory": "lots"}})),
+    # quantities are CEL rules (quantity()): tests/catalogue/ on a real API server
     ("resources-claims", False, lambda: trainer(resources={"claims": [{"name": "gpu"}]})),
     ("nodeSelector-bool", False, lambda: trainer(nodeSelector={"gpu": True})),
     ("env-no-name", False, lambda: trainer(env=[{"value": "1"}])),
     ("volumeMount-no-path", False, lambda: trainer(volumeMounts=[{"name": "v"}])),
     ("tolerations-not-list", False, lambda: trainer(tolerations={"key": "gpu"})),
-    ("storage-size", False, lambda: search(storage={"size": "big"})),
+    ("volume-hostPath", False, lambda: trainer(volumes=[{"name": "v", "hostPath": {"path": "/"}}])),
+    ("env-fileKeyRef", False,
+     lambda: trainer(env=[{"name": "A", "valueFrom": {"fileKeyRef": {}}}])),
+    ("mount-propagation", False, lambda: trainer(
+        volumes=[{"name": "v", "emptyDir": {}}],
+        volumeMounts=[{"name": "v", "mountPath": "/v", "mountPropagation": "Bidirectional"}])),
+    ("toleration-operator", False, lambda: trainer(tolerations=[{"key": "a", "operator": "In"}])),
+    ("image-upper", False, lambda: trainer(image="Nas/Trainer:1")),
+    ("choice-list", False, lambda: search(searchSpace={
+        "name": "custom", "decisions": [{"name": "a", "choices": [1, [2]]}]},
+        trainer={"command": ["x"]})),
+    ("augment-object", True, lambda: trainer(augment={"pad": 2})),
+    ("augment-key", False, lambda: trainer(augment={"rotate": 2})),
     ("accessModes-empty", False, lambda: search(storage={"accessModes": []})),
     ("accessModes-unknown", False, lambda: search(storage={"accessModes": ["ReadWriteAll"]})),
     ("accessModes-twice", False,
@@ -465,8 +503,8 @@ def numeric_probes():
                 ("finalTraining", SPEC["finalTraining"]))
     for section, schema in sections:
         for key, prop in schema["properties"].items():
-            if prop.get("type") not in ("integer", "number"):
-                continue
+            if prop.get("type") not in ("integer", "number") or key == "goal":
+                continue   # the goal's range is a CEL rule on the reward: tests/catalogue/
             step = 1 if prop["type"] == "integer" else 0.5
             low, high = prop.get("minimum"), prop.get("maximum")
             values = [(low, not prop.get("exclusiveMinimum")), (low - step, False)] \

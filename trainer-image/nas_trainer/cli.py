@@ -16,18 +16,20 @@ from typing import Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .manifest import POD_KEYS, ManifestError, SearchManifest, parse_search
+from .manifest import POD_KEYS, ManifestError, SearchManifest, parse_search, read_manifest
 from .preflight import trainer_problem
 from .results import ResultsFolder, TrialRecord
 
 app = typer.Typer(help="Neural architecture search, the same manifest as on Kubernetes.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
-errors = Console(stderr=True)
+# one line per error, whatever the terminal's width (scripts and tests read it)
+errors = Console(stderr=True, soft_wrap=True)
 
 # Parts of the spec a results folder is tied to: a different space or strategy would make
 # its checkpoint and trials meaningless for the new search.
@@ -45,18 +47,18 @@ def plural(count: int, noun: str) -> str:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
 def _load(path: Path, max_trials: Optional[int] = None,
           parallelism: Optional[int] = None) -> SearchManifest:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        _fail(f"{path}: cannot read it ({err.strerror})")
-    except yaml.YAMLError as err:
-        _fail(f"{path}: not valid YAML: {err}")
+        doc = read_manifest(path.read_text(), str(path))
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(f"{path}: cannot read it ({getattr(err, 'strerror', None) or err})")
+    except ManifestError as err:
+        _fail(str(err))
     if (max_trials is not None or parallelism is not None) and isinstance(doc, dict) \
             and isinstance(doc.get("spec"), dict):
         doc = copy.deepcopy(doc)
@@ -67,6 +69,9 @@ def _load(path: Path, max_trials: Optional[int] = None,
             if parallelism is None and isinstance(trials.get("parallelism"), int):
                 # Fewer trials than the manifest runs at once: run them all at once.
                 trials["parallelism"] = min(trials["parallelism"], max_trials)
+            if isinstance(trials.get("maxFailed"), int):
+                # fewer trials than the manifest may fail: all of them may
+                trials["maxFailed"] = min(trials["maxFailed"], max_trials)
         if parallelism is not None:
             trials["parallelism"] = parallelism
     try:

@@ -9,6 +9,7 @@ Errors are ManifestError with the field's path and what to fix, e.g.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import pod_fields
+from .manifest_errors import ManifestError
 from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
 from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
@@ -27,9 +30,11 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 50
 # spec.trainer keys that shape the pod, not the training (never passed to the trainer;
 # the operator's trial_job.POD_FIELDS and the trainer's config.POD_KEYS are the same).
+# (securityContext is no field: the operator sets a restricted one; the CRD and this parser
+# refuse it with that reason.)
 POD_KEYS = ("image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
             "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
-            "imagePullPolicy", "runtimeClassName", "serviceAccountName", "securityContext")
+            "imagePullPolicy", "runtimeClassName", "serviceAccountName", "imagePullSecrets")
 RETENTION_POLICIES = ("Retain", "Delete")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -46,17 +51,25 @@ TRAINED_SPACES = ("macro-cnn", "nasnet", "nas-bench-201") + LANGUAGE_SPACES
 REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
-# A resource.Quantity, as the CRD's pattern (and Kubernetes) spells it.
-QUANTITY = re.compile(r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-                      r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
 # The custom space's decisions, as the CRD bounds them.
 DECISION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAX_DECISIONS = 256
-MAX_CHOICES = 1024
-
-
-class ManifestError(ValueError):
-    """A manifest field is wrong; the message names it and says what to fix."""
+MAX_DECISIONS = 64
+MAX_CHOICES = 256
+MAX_CHOICE_LENGTH = 63
+# The built-in trainer's model and dataset options, with their types (the CRD's explicit
+# schemas; nas_trainer.preflight checks which space or dataset takes which).
+# (type, minimum, maximum): floats are fractions in [0, 1).
+MODEL_OPTION_TYPES = {"auxiliary": (bool,), "drop_path": (float,), "channels": (int, 1, 4096),
+                      "cells_per_stage": (int, 1, 64), "embedding_size": (int, 1, 65536),
+                      "hidden_size": (int, 1, 65536), "dropout": (float,),
+                      "tie_weights": (bool,)}
+DATASET_OPTION_TYPES = {"images": (int, 1, 10_000_000), "imageSize": (int, 1, 4096),
+                        "channels": (int, 1, 64), "classes": (int, 2, 100_000),
+                        "testImages": (int, 0, 10_000_000), "seed": (int, 0, None),
+                        "grayscale": (bool,)}
+# Deeper nesting than this anywhere in a manifest is refused before it is parsed: the CRD has
+# no deeper field (the affinity's are at 10), and a recursive reader must not be the limit.
+MAX_DEPTH = 24
 
 
 class _Section:
@@ -118,6 +131,8 @@ class _Section:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ManifestError(f"{self.field(key)} must be a number (got {value!r})")
+        if not math.isfinite(value):
+            raise ManifestError(f"{self.field(key)} must be a finite number (got {value!r})")
         below = minimum is not None and (value <= minimum if exclusive_minimum
                                          else value < minimum)
         above = maximum is not None and (value >= maximum if exclusive_maximum
@@ -169,10 +184,13 @@ class _Section:
                                         f"(got {item.get(name)!r})")
         return list(value)
 
-    def quantity(self, key: str, default: Any = None) -> str | int | None:
-        value = self.raw(key, default)
-        if value is not None:
-            check_quantity(value, self.field(key))
+    def text(self, key: str, most: int, default: str | None = None, nonempty: str | None = None
+             ) -> str | None:
+        """A string of at most `most` characters (the CRD's maxLength)."""
+        value = self.string(key, default, nonempty=nonempty)
+        if value is not None and len(value) > most:
+            raise ManifestError(f"{self.field(key)} must be at most {most} characters "
+                                f"(got {len(value)})")
         return value
 
     def finish(self, open_keys: bool = False) -> None:
@@ -182,12 +200,60 @@ class _Section:
                                 f"(valid: {', '.join(self.known)})")
 
 
-def check_quantity(value: Any, path: str) -> None:
-    """An integer or a resource.Quantity string (the CRD's int-or-string with a pattern)."""
-    if isinstance(value, bool) or not (isinstance(value, int) or
-                                       (isinstance(value, str) and QUANTITY.match(value))):
-        raise ManifestError(f"{path} must be a quantity such as 500m, 2 or 1Gi "
-                            f"(got {value!r})")
+def check_depth(text: str, source: str = "the manifest") -> None:
+    """Refuse YAML nested deeper than MAX_DEPTH, naming where, before a recursive reader
+    (PyYAML's composer, json) meets it. Reads the event stream, which does not recurse."""
+    path: list[Any] = []   # per open collection: its key (mapping) or index (sequence)
+    kinds: list[str] = []
+    expect_key: list[bool] = []
+
+    def where() -> str:
+        out = ""
+        for kind, part in zip(kinds, path):
+            out += f"[{part}]" if kind == "seq" else f".{part}"
+        return out.lstrip(".") or "the document"
+
+    def advance() -> None:   # one value done in the innermost collection
+        if kinds and kinds[-1] == "seq":
+            path[-1] += 1
+        elif kinds:
+            expect_key[-1] = True
+
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if len(kinds) >= MAX_DEPTH:
+                    raise ManifestError(f"{source}: {where()} nests deeper than {MAX_DEPTH} "
+                                        f"levels: no field of an ArchitectureSearch does")
+                if kinds and kinds[-1] == "map":
+                    expect_key[-1] = True
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                kinds.append("map" if is_map else "seq")
+                path.append(None if is_map else 0)
+                expect_key.append(True)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                kinds.pop(), path.pop(), expect_key.pop()
+                if kinds and kinds[-1] == "seq":
+                    path[-1] += 1
+            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                if kinds and kinds[-1] == "map" and expect_key[-1]:
+                    path[-1] = getattr(event, "value", "*")
+                    expect_key[-1] = False
+                else:
+                    advance()
+    except yaml.YAMLError:
+        return  # the loader reports it with its position
+
+
+def read_manifest(text: str, source: str) -> Any:
+    """The YAML document of a manifest file; errors name `source` and what is wrong."""
+    check_depth(text, source)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ManifestError(f"{source}: not valid YAML: {err}") from err
+    except RecursionError as err:  # an alias bomb or the like: never a traceback
+        raise ManifestError(f"{source}: nests too deeply to read") from err
 
 
 @dataclass(frozen=True)
@@ -320,13 +386,14 @@ def parse_search(doc: Any) -> SearchManifest:
     space = _parse_space(_Section(spec.raw("searchSpace"), "spec.searchSpace"))
     strategy = _parse_strategy(_Section(spec.raw("strategy"), "spec.strategy"))
     trials = _parse_trials(_Section(spec.raw("trials"), "spec.trials"))
-    trainer = _parse_trainer(_Section(spec.raw("trainer"), "spec.trainer"))
+    trainer = _parse_trainer(_Section(spec.raw("trainer"), "spec.trainer"), name)
     storage = _parse_storage(_Section(spec.raw("storage"), "spec.storage"))
     final_training = _parse_final_training(_Section(spec.raw("finalTraining"),
                                                     "spec.finalTraining"))
     suspend = spec.boolean("suspend", False)
     spec.finish()
     _check_trainer_fits_space(space, trainer)
+    _check_goal(trials, space, trainer)
     if trials.mode == "WarmPool" and trainer.command is not None:
         raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
@@ -338,12 +405,10 @@ def load_search(path: str | Path) -> SearchManifest:
     """Read and parse a manifest file (YAML)."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read it ({err.strerror})") from err
-    except yaml.YAMLError as err:
-        raise ManifestError(f"{path}: not valid YAML: {err}") from err
-    return parse_search(doc)
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{path}: cannot read it ({getattr(err, 'strerror', err)})") from err
+    return parse_search(read_manifest(text, str(path)))
 
 
 def _parse_space(section: _Section) -> SpaceSpec:
@@ -394,6 +459,23 @@ def _check_trainer_fits_space(space: SpaceSpec, trainer: TrainerSpec) -> None:
                             f"({', '.join(d for d in DATASETS if d not in TEXT_DATASETS)})")
 
 
+def _check_goal(trials: TrialsSpec, space: SpaceSpec, trainer: TrainerSpec) -> None:
+    """The built-in trainer's rewards are >= 0, and <= 1 unless an inverse transform or a
+    metric that is not an accuracy makes them larger (the CRD's CEL rule, in the same
+    words). Your own trainer may report any finite reward."""
+    goal = trials.goal
+    if goal is None or trainer.command is not None:
+        return
+    reward = trainer.reward or {}
+    unbounded = space.name in LANGUAGE_SPACES or str(reward.get("transform", "")).startswith(
+        "inverse") or ("metric" in reward and not str(reward["metric"]).endswith("accuracy"))
+    if goal < 0 or (goal > 1 and not unbounded):
+        raise ManifestError(f"spec.trials.goal must be in [0, 1]: the built-in trainer's rewards "
+                            f"are an accuracy, its square or cube; only an inverse reward "
+                            f"transform (spec.trainer.reward.transform) or a metric that is not "
+                            f"an accuracy makes larger rewards, and none is below 0 (got {goal})")
+
+
 def _check_decision_bounds(decisions: Any) -> None:
     """What the CRD bounds and the custom space itself does not: sizes and name spelling
     (the space checks the rest: mappings, duplicates, scalar choices)."""
@@ -405,11 +487,15 @@ def _check_decision_bounds(decisions: Any) -> None:
             continue
         name, choices = entry.get("name"), entry.get("choices")
         if isinstance(name, str) and name and (len(name) > 63 or not DECISION_NAME.match(name)):
-            raise ManifestError(f"spec.searchSpace.decisions[{i}].name must be at most 63 "
-                                f"letters, digits, '_', '-' or '.' (got {name!r})")
+            raise ManifestError(f"spec.searchSpace.decisions[{i}].name must be letters, digits, "
+                                f"'_', '-' or '.', at most 63 (got {name!r})")
         if isinstance(choices, list) and len(choices) > MAX_CHOICES:
             raise ManifestError(f"spec.searchSpace.decisions[{i}].choices must have at most "
                                 f"{MAX_CHOICES} values (got {len(choices)})")
+        for j, choice in enumerate(choices if isinstance(choices, list) else ()):
+            if isinstance(choice, str) and len(choice) > MAX_CHOICE_LENGTH:
+                raise ManifestError(f"spec.searchSpace.decisions[{i}].choices[{j}] must be at "
+                                    f"most {MAX_CHOICE_LENGTH} characters (got {len(choice)})")
 
 
 def _parse_strategy(section: _Section) -> StrategySpec:
@@ -435,7 +521,8 @@ def _parse_trials(section: _Section) -> TrialsSpec:
                                     maximum=10_000),
         max_failed=section.integer("maxFailed", defaults.max_failed, minimum=0),
         retries=section.integer("retries", defaults.retries, minimum=0, maximum=100),
-        timeout_seconds=section.integer("timeoutSeconds", defaults.timeout_seconds, minimum=1),
+        timeout_seconds=section.integer("timeoutSeconds", defaults.timeout_seconds, minimum=1,
+                                        maximum=31_536_000),
         goal=section.number("goal", None),
         mode=section.string("mode", defaults.mode, choices=TRIAL_MODES),
     )
@@ -443,6 +530,10 @@ def _parse_trials(section: _Section) -> TrialsSpec:
     if trials.parallelism > trials.max:
         raise ManifestError(f"spec.trials.parallelism must be <= spec.trials.max "
                             f"(got {trials.parallelism} > {trials.max})")
+    if section.has("maxFailed") and trials.max_failed > trials.max:
+        raise ManifestError(f"spec.trials.maxFailed must be <= spec.trials.max (a search cannot "
+                            f"fail more trials than it runs) (got {trials.max_failed} > "
+                            f"{trials.max})")
     return trials
 
 
@@ -450,7 +541,7 @@ def _parse_reward(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     section = _Section(value, "spec.trainer.reward")
-    section.string("metric", nonempty="leave it out for the space's default metric")
+    section.text("metric", 253, nonempty="leave it out for the space's default metric")
     section.string("transform", choices=REWARD_TRANSFORMS)
     section.integer("lastEpochs", minimum=1)
     section.number("c", minimum=0, exclusive_minimum=True)
@@ -458,28 +549,47 @@ def _parse_reward(value: Any) -> dict[str, Any] | None:
     return dict(section.values)
 
 
-def _parse_resources(section: _Section) -> dict[str, Any]:
-    resources = section.mapping("resources")
-    for kind, amounts in resources.items():
-        path = f"spec.trainer.resources.{kind}"
-        if kind not in ("limits", "requests"):
-            raise ManifestError(f"{path} is not a field (valid: limits, requests)")
-        if amounts is None:
-            continue
-        if not isinstance(amounts, Mapping):
-            raise ManifestError(f"{path} must be a mapping of resource names to quantities "
-                                f"(got {amounts!r})")
-        for resource, amount in amounts.items():
-            check_quantity(amount, f"{path}.{resource}")
-    return resources
+def _words(section: _Section, key: str, most: int, longest: int) -> tuple[str, ...] | None:
+    words = section.string_list(key)
+    if words is not None and len(words) > most:
+        raise ManifestError(f"{section.field(key)} must have at most {most} items "
+                            f"(got {len(words)})")
+    for i, word in enumerate(words or ()):
+        if len(word) > longest:
+            raise ManifestError(f"{section.field(key)}[{i}] must be at most {longest} "
+                                f"characters (got {len(word)})")
+    return words
 
 
-def _parse_trainer(section: _Section) -> TrainerSpec:
-    command = section.string_list("command")
+def _typed_options(section: _Section, key: str, types: dict[str, tuple]) -> None:
+    """spec.trainer.model / datasetOptions: the CRD's explicit fields and types (which space
+    or dataset takes which: nas_trainer.preflight, and the CRD's CEL)."""
+    options = section.mapping(key)
+    for name, value in options.items():
+        path = f"{section.field(key)}.{name}"
+        if name not in types:
+            raise ManifestError(f"{path} is not a field (valid: {', '.join(types)})")
+        kind = types[name][0]
+        if kind is bool and not isinstance(value, bool):
+            raise ManifestError(f"{path} must be true or false (got {value!r})")
+        if kind is int:
+            low, high = types[name][1:]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+                    high is not None and value > high):
+                raise ManifestError(f"{path} must be an integer in [{low}, {high or 'inf'}] "
+                                    f"(got {value!r})")
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 <= value < 1):
+            raise ManifestError(f"{path} must be a number in [0, 1) (got {value!r})")
+
+
+def _parse_trainer(section: _Section, search_name: str | None = None) -> TrainerSpec:
+    pod_fields.check_pod_fields(section.values, search_name, section.has)
+    command = _words(section, "command", 64, 32768)
     if command is not None and not command:
         raise ManifestError("spec.trainer.command must not be empty (leave it out to run "
                             "the built-in nas-train)")
-    dataset = section.string("dataset")
+    dataset = section.text("dataset", 253)
     if command is None and dataset is not None and dataset not in DATASETS:
         raise ManifestError(f"spec.trainer.dataset must be one of {', '.join(DATASETS)} "
                             f"(got {dataset!r}), or set spec.trainer.command to run your own "
@@ -490,17 +600,18 @@ def _parse_trainer(section: _Section) -> TrainerSpec:
             raise ManifestError(f"spec.trainer.nodeSelector.{key} must be a string, quoted if "
                                 f"it looks like a number or boolean (got {value!r})")
     trainer = TrainerSpec(
-        image=section.string("image", nonempty="leave it out for the operator's trainer image"),
+        image=section.text("image", 512, nonempty="leave it out for the operator's trainer image"),
         command=command,
-        args=section.string_list("args") or (),
+        args=_words(section, "args", 256, 32768) or (),
         dataset=dataset,
-        data_path=section.string("dataPath", nonempty="leave it out for the dataset's default"),
+        data_path=section.text("dataPath", 4096,
+                               nonempty="leave it out for the dataset's default"),
         epochs=section.integer("epochs", minimum=1),
         batch_size=section.integer("batchSize", minimum=1),
         learning_rate=section.number("learningRate", minimum=0, exclusive_minimum=True),
         reward=_parse_reward(section.raw("reward")),
         deterministic=section.boolean("deterministic", False),
-        resources=_parse_resources(section),
+        resources=section.mapping("resources"),
         node_selector=node_selector,
         tolerations=tuple(section.sequence("tolerations")),
         affinity=section.mapping("affinity"),
@@ -514,11 +625,11 @@ def _parse_trainer(section: _Section) -> TrainerSpec:
     section.string("imagePullPolicy", choices=IMAGE_PULL_POLICIES)
     section.string("runtimeClassName")
     section.string("serviceAccountName")
-    section.mapping("securityContext")
+    section.raw("imagePullSecrets")
     # The built-in trainer's own settings (nas_trainer.training.config.TrainerConfig),
     # checked as the CRD and the trainer check them: the same manifest that kubectl
     # accepts runs in the trial pod.
-    section.mapping("datasetOptions")
+    _typed_options(section, "datasetOptions", DATASET_OPTION_TYPES)
     section.boolean("download", True)
     section.number("validation", minimum=0, exclusive_minimum=True)
     section.integer("splitSeed")
@@ -531,13 +642,13 @@ def _parse_trainer(section: _Section) -> TrainerSpec:
     _check_augment(section.raw("augment"))
     section.number("dropPath", minimum=0, maximum=1, exclusive_maximum=True)
     section.number("auxWeight", minimum=0)
-    section.mapping("model")
+    _typed_options(section, "model", MODEL_OPTION_TYPES)
     section.integer("bptt", minimum=1)
     section.integer("seed")
     device = section.string("device", "auto")
     if not DEVICE.match(device):
-        raise ManifestError(f"spec.trainer.device must be auto, cpu, mps or cuda[:N] "
-                            f"(got {device!r})")
+        raise ManifestError(f"spec.trainer.device must be auto, cpu, mps, cuda or cuda:N "
+                            f"(got {device})")
     section.string("cudaGraph", choices=CUDA_GRAPH_MODES)
     section.integer("cpuThreads", minimum=1)
     # The CRD has no other fields: an unknown key (a typo) is refused here as kubectl's
@@ -555,7 +666,7 @@ def _check_augment(value: Any) -> None:
     if section is None:
         raise ManifestError(f"spec.trainer.augment must be true, false or {{pad, flip}} "
                             f"(got {value!r})")
-    section.integer("pad", minimum=0)
+    section.integer("pad", minimum=0, maximum=64)
     section.boolean("flip")
     section.finish()
 
@@ -570,7 +681,8 @@ def _parse_final_training(section: _Section) -> FinalTrainingSpec:
 
 def _parse_storage(section: _Section) -> StorageSpec:
     defaults = StorageSpec()
-    size = section.quantity("size", defaults.size)
+    size = section.raw("size", defaults.size)
+    pod_fields.check_size(size, "spec.storage.size")
     access_modes = section.string_list("accessModes")
     if access_modes is not None:
         if not access_modes:
@@ -583,10 +695,21 @@ def _parse_storage(section: _Section) -> StorageSpec:
         if len(set(access_modes)) != len(access_modes):
             raise ManifestError(f"spec.storage.accessModes lists a mode twice "
                                 f"(got {list(access_modes)})")
+    claim_name = section.string("claimName", "") or ""
+    if claim_name and (len(claim_name) > 253 or not pod_fields.DNS_SUBDOMAIN.match(claim_name)):
+        raise ManifestError(f"spec.storage.claimName {claim_name} is not a valid claim name: a "
+                            f"DNS subdomain (lowercase letters, digits, '-' and '.', starting and "
+                            f"ending with a letter or digit)")
+    storage_class = section.string("storageClassName", "") or ""
+    if storage_class and (len(storage_class) > 253 or
+                          not pod_fields.DNS_SUBDOMAIN.match(storage_class)):
+        raise ManifestError(f"spec.storage.storageClassName {storage_class} is not a valid "
+                            f"StorageClass name: a DNS subdomain (lowercase letters, digits, '-' "
+                            f"and '.')")
     storage = StorageSpec(
-        claim_name=section.string("claimName", "") or "",
+        claim_name=claim_name,
         size=str(size),
-        storage_class_name=section.string("storageClassName", "") or "",
+        storage_class_name=storage_class,
         access_modes=access_modes or defaults.access_modes,
         retention_policy=section.string("retentionPolicy", "Retain", RETENTION_POLICIES),
     )

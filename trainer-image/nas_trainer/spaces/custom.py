@@ -36,10 +36,12 @@ def parse_decisions(decisions: Any) -> list[Decision]:
         seen.add(name)
         if not isinstance(choices, (list, tuple)) or not choices:
             raise ValueError(f"decisions[{i}].choices must be a non-empty list (got {choices!r})")
-        for choice in choices:
+        for j, choice in enumerate(choices):
             if not isinstance(choice, SCALAR_TYPES):
-                raise ValueError(f"decisions[{i}].choices must be strings, numbers or booleans "
-                                 f"(got {choice!r})")
+                what = "null is not a choice" if choice is None else \
+                    "lists and objects are not choices"
+                raise ValueError(f"decisions[{i}].choices[{j}] must be a string, number or "
+                                 f"boolean: {what} (got {choice!r})")
         keyed = [(type(c).__name__, c) for c in choices]
         if len(set(keyed)) != len(keyed):
             raise ValueError(f"decisions[{i}].choices has duplicates (got {list(choices)!r})")

@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 # Keys of spec.trainer that configure the pod, not the training.
 POD_KEYS = {"image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
             "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
-            "imagePullPolicy", "serviceAccountName", "securityContext", "runtimeClassName"}
+            "imagePullPolicy", "serviceAccountName", "runtimeClassName", "imagePullSecrets"}
 REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
 # Earlier spellings, still read (a trial created before the rename carries its config).
 REWARD_TRANSFORM_ALIASES = {"inverse_square": "inverse-square"}

@@ -1,0 +1,414 @@
+"""The pod fields of spec.trainer, checked as the CRD's schema and CEL rules check them at
+admission (crds/archsearch.io_architecturesearches.yaml), with the same words, so that
+`nas validate` and `kubectl apply` refuse the same manifests. A search author is not a
+cluster admin: only these fields, volume types and env sources exist, and the operator's own
+names (volumes, mount paths, env variables, ServiceAccounts) are refused. Torch-free.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Mapping
+
+from .manifest_errors import ManifestError
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# [registry[:port]/]repository[:tag][@sha256:<64 hex>]; a registry has a dot or a port, or is
+# localhost (otherwise the first part is a lower-case repository component).
+IMAGE = re.compile(
+    r"^((localhost|[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+)"
+    r"(:[0-9]+)?/|[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+/)?"
+    r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+# A resource.Quantity (Kubernetes' grammar); the value is checked separately.
+QUANTITY = re.compile(r"^(?P<number>[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))"
+                      r"(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))?$")
+SUFFIXES = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+            "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
+            "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
+            **{f"{p}i": Decimal(2) ** (10 * (i + 1)) for i, p in enumerate("KMGTPE")}}
+RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?"
+                           r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV_PREFIXES = ("NAS_", "KUBERNETES_", "LD_")
+RESERVED_ENV = ("PYTHONPATH", "PYTHONHOME", "HOME", "PYTHONUNBUFFERED")
+# The operator's own volumes (names.DATA_VOLUME, builders.security.TMP_VOLUME) and paths.
+RESERVED_VOLUMES = ("search-data", "tmp")
+RESERVED_MOUNT_DIRS = ("/data", "/tmp")
+TERMINATION_LOG = "/dev/termination-log"
+VOLUME_SOURCES = ("configMap", "secret", "emptyDir", "persistentVolumeClaim")
+ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+MAX_COMMAND_BYTES = 65536
+SECURITY_CONTEXT_MESSAGE = (
+    "spec.trainer.securityContext cannot be set: the operator sets a restricted security "
+    "context on every trial pod (non-root, no privilege escalation, all capabilities "
+    "dropped); remove it")
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """A quantity's value, or None when it is not one (a YAML float is not: write "500m")."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    match = QUANTITY.match(value)
+    if not match:
+        return None
+    suffix = match.group("suffix") or ""
+    try:
+        number = Decimal(match.group("number"))
+        if suffix[:1] in ("e", "E"):
+            return number * Decimal(10) ** Decimal(suffix[1:])
+        return number * SUFFIXES[suffix]
+    except (InvalidOperation, KeyError, OverflowError):
+        return None
+
+
+def check_size(value: Any, path: str) -> None:
+    amount = parse_quantity(value)
+    if amount is None or amount <= 0:
+        raise ManifestError(f"{path} must be a positive quantity such as 500Mi, 10Gi or 1Ti "
+                            f"(got {value!r})")
+
+
+def check_name(value: Any, path: str, what: str, allow_empty: bool = False) -> None:
+    """A DNS subdomain (at most 253 characters) naming `what`."""
+    if allow_empty and value == "":
+        return
+    if not isinstance(value, str) or len(value) > 253 or not DNS_SUBDOMAIN.match(value):
+        raise ManifestError(f"{path} must be a DNS subdomain name (lowercase letters, digits, "
+                            f"'-' and '.', starting and ending with a letter or digit) naming "
+                            f"{what} (got {value!r})")
+
+
+def check_image(value: Any) -> None:
+    if value == "":
+        return  # the parser says it must not be empty, and what leaving it out does
+    if not isinstance(value, str) or len(value) > 512 or not IMAGE.match(value):
+        raise ManifestError(f"spec.trainer.image {value} is not an image reference: write "
+                            f"[registry[:port]/]repository[:tag][@sha256:<64 hex digits>], with "
+                            f"no spaces, a lower-case repository and a tag of letters, digits, "
+                            f"'_', '.' and '-'")
+
+
+def check_resources(resources: Any) -> None:
+    if not isinstance(resources, Mapping):
+        raise ManifestError(f"spec.trainer.resources must be a mapping of limits and requests "
+                            f"(got {resources!r})")
+    amounts: dict[str, dict[str, Decimal]] = {}
+    for kind, values in resources.items():
+        path = f"spec.trainer.resources.{kind}"
+        if kind not in ("limits", "requests"):
+            raise ManifestError(f"{path} is not a field (valid: limits, requests)")
+        if values is None:
+            continue
+        if not isinstance(values, Mapping):
+            raise ManifestError(f"{path} must be a mapping of resource names to quantities "
+                                f"(got {values!r})")
+        if len(values) > 16:
+            raise ManifestError(f"{path} may name at most 16 resources (got {len(values)})")
+        amounts[kind] = {}
+        for name, value in values.items():
+            if not isinstance(name, str) or len(name) > 253 or not RESOURCE_NAME.match(name):
+                raise ManifestError(f"{path} has a resource name that is not one: {name}")
+            amount = parse_quantity(value)
+            if amount is None or amount < 0:
+                raise ManifestError(f"{path}.{name} must be a non-negative quantity such as "
+                                    f"500m, 2, 512Mi or 4Gi (got {value!r})")
+            if "/" in name and (amount < 1 or amount != amount.to_integral_value()):
+                raise ManifestError(f"{path}.{name} is an extended resource: it must be a whole "
+                                    f"positive number such as 1 (got {value!r})")
+            amounts[kind][name] = amount
+    limits, requests = amounts.get("limits", {}), amounts.get("requests", {})
+    for name, amount in requests.items():
+        if name in limits and amount > limits[name]:
+            raise ManifestError(f"spec.trainer.resources.requests.{name} must be <= its limit in "
+                                f"spec.trainer.resources.limits ({resources['requests'][name]!r} "
+                                f"> {resources['limits'][name]!r})")
+        if name in limits and "/" in name and amount != limits[name]:
+            raise ManifestError("spec.trainer.resources: an extended resource (such as "
+                                "nvidia.com/gpu) requested and limited must have requests equal "
+                                "to limits (or set only limits)")
+
+
+def _mapping(value: Any, path: str, known: tuple[str, ...], required: tuple[str, ...] = ()
+             ) -> dict[str, Any]:
+    """A mapping with only `known` keys (strict, as kubectl's field validation)."""
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{path} must be a mapping (got {value!r})")
+    for key in value:
+        if key not in known:
+            raise ManifestError(f"{path}.{key} is not a field (valid: {', '.join(known)})")
+    for key in required:
+        if value.get(key) is None:
+            raise ManifestError(f"{path}.{key} is required")
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _list(value: Any, path: str, most: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise ManifestError(f"{path} must be a list (got {value!r})")
+    if len(value) > most:
+        raise ManifestError(f"{path} must have at most {most} items (got {len(value)})")
+    return value
+
+
+def _string(value: Any, path: str, most: int, least: int = 0) -> str:
+    if not isinstance(value, str):
+        raise ManifestError(f"{path} must be a string (got {value!r})")
+    if not least <= len(value) <= most:
+        raise ManifestError(f"{path} must be {least} to {most} characters (got {len(value)})")
+    return value
+
+
+def _relative(value: Any, path: str, what: str) -> None:
+    text = _string(value, path, 1024)
+    if text.startswith("/") or ".." in text.split("/"):
+        raise ManifestError(f"{what} {text} must be a relative path without '..'")
+
+
+def check_env(env: Any) -> None:
+    names: set[str] = set()
+    for i, item in enumerate(_list(env, "spec.trainer.env", 128)):
+        path = f"spec.trainer.env[{i}]"
+        item = _mapping(item, path, ("name", "value", "valueFrom"), required=("name",))
+        name = _string(item["name"], f"{path}.name", 128, 1)
+        if not ENV_NAME.match(name):
+            raise ManifestError(f"spec.trainer.env name {name} must be a C identifier: letters, "
+                                f"digits and _, not starting with a digit")
+        if name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV:
+            raise ManifestError(f"spec.trainer.env name {name} is reserved: the operator sets "
+                                f"NAS_*, HOME and PYTHONUNBUFFERED, and KUBERNETES_*, LD_*, "
+                                f"PYTHONPATH and PYTHONHOME would change how the trainer runs or "
+                                f"reaches the API server; use another name")
+        if name in names:
+            raise ManifestError(f"spec.trainer.env[{i}]: Duplicate value: the name {name} is "
+                                f"listed twice")
+        names.add(name)
+        if "value" in item:
+            _string(item["value"], f"{path}.value", 32768)
+            if "valueFrom" in item:
+                raise ManifestError(f"spec.trainer.env {name}: set value or valueFrom, not both")
+        if "valueFrom" in item:
+            source = _mapping(item["valueFrom"], f"{path}.valueFrom", ENV_SOURCES)
+            if len(source) != 1:
+                raise ManifestError(f"{path}.valueFrom must set exactly one of "
+                                    f"{', '.join(ENV_SOURCES)}")
+            _check_env_source(source, f"{path}.valueFrom")
+
+
+def _check_env_source(source: dict[str, Any], path: str) -> None:
+    kind, value = next(iter(source.items()))
+    where = f"{path}.{kind}"
+    if kind == "fieldRef":
+        ref = _mapping(value, where, ("apiVersion", "fieldPath"), required=("fieldPath",))
+    elif kind == "resourceFieldRef":
+        ref = _mapping(value, where, ("containerName", "divisor", "resource"),
+                       required=("resource",))
+        if "divisor" in ref and parse_quantity(ref["divisor"]) is None:
+            raise ManifestError(f"{where}.divisor must be a quantity (got {ref['divisor']!r})")
+    else:
+        ref = _mapping(value, where, ("name", "key", "optional"), required=("key",))
+    for key, text in ref.items():
+        if key not in ("optional", "divisor"):
+            _string(text, f"{where}.{key}", 320)
+
+
+def check_volumes(volumes: Any, mounts: Any) -> None:
+    declared: set[str] = set()
+    for i, item in enumerate(_list(volumes, "spec.trainer.volumes", 32)):
+        path = f"spec.trainer.volumes[{i}]"
+        item = _mapping(item, path, ("name",) + VOLUME_SOURCES, required=("name",))
+        name = _string(item["name"], f"{path}.name", 63, 1)
+        if not DNS_LABEL.match(name):
+            raise ManifestError(f"spec.trainer.volumes name {name} must be a DNS label: "
+                                f"lowercase letters, digits and '-', at most 63 characters")
+        if name in RESERVED_VOLUMES:
+            raise ManifestError(f"spec.trainer.volumes name {name} is the operator's own volume "
+                                f"(search-data is the search volume, tmp the pod's /tmp): use "
+                                f"another name")
+        if sum(source in item for source in VOLUME_SOURCES) != 1:
+            raise ManifestError(f"spec.trainer.volumes {name} must set exactly one of "
+                                f"{', '.join(VOLUME_SOURCES)} (other volume types, e.g. hostPath, "
+                                f"are not allowed)")
+        if name in declared:
+            raise ManifestError(f"spec.trainer.volumes[{i}]: Duplicate value: the name {name} is "
+                                f"listed twice")
+        declared.add(name)
+        _check_volume_source(item, path)
+    paths: set[str] = set()
+    for i, item in enumerate(_list(mounts, "spec.trainer.volumeMounts", 32)):
+        path = f"spec.trainer.volumeMounts[{i}]"
+        item = _mapping(item, path, ("name", "mountPath", "readOnly", "subPath"),
+                        required=("name", "mountPath"))
+        _string(item["name"], f"{path}.name", 63, 1)
+        mount = _string(item["mountPath"], f"{path}.mountPath", 1024, 1)
+        if not mount.startswith("/") or ".." in mount.split("/") or ":" in mount:
+            raise ManifestError(f"spec.trainer.volumeMounts mountPath {mount} must be an absolute "
+                                f"path without '..' or ':'")
+        if mount in ("/", TERMINATION_LOG) or any(mount == d or mount.startswith(d + "/")
+                                                   for d in RESERVED_MOUNT_DIRS):
+            raise ManifestError(f"spec.trainer.volumeMounts mountPath {mount} is the operator's "
+                                f"(/data holds the search volume, /tmp the pod's scratch space, "
+                                f"/dev/termination-log the trial's result): mount somewhere else")
+        if mount in paths:
+            raise ManifestError(f"spec.trainer.volumeMounts[{i}]: Duplicate value: the mountPath "
+                                f"{mount} is listed twice")
+        paths.add(mount)
+        if "subPath" in item:
+            _relative(item["subPath"], f"{path}.subPath", "spec.trainer.volumeMounts subPath")
+        if "readOnly" in item and not isinstance(item["readOnly"], bool):
+            raise ManifestError(f"{path}.readOnly must be true or false")
+        if item["name"] not in declared:
+            raise ManifestError("spec.trainer.volumeMounts[].name must name one of "
+                                "spec.trainer.volumes")
+
+
+def _check_volume_source(item: dict[str, Any], path: str) -> None:
+    kind = next(source for source in VOLUME_SOURCES if source in item)
+    where = f"{path}.{kind}"
+    value = item[kind] if item[kind] is not None else {}
+    if kind == "emptyDir":
+        source = _mapping(value, where, ("medium", "sizeLimit"))
+        if source.get("medium", "") not in ("", "Memory"):
+            raise ManifestError(f"{where}.medium must be \"\" or Memory")
+        if "sizeLimit" in source and parse_quantity(source["sizeLimit"]) is None:
+            raise ManifestError(f"{where}.sizeLimit must be a quantity such as 1Gi")
+    elif kind == "persistentVolumeClaim":
+        source = _mapping(value, where, ("claimName", "readOnly"), required=("claimName",))
+        check_name(source["claimName"], f"{where}.claimName", "a PersistentVolumeClaim")
+    else:
+        name_key = "name" if kind == "configMap" else "secretName"
+        source = _mapping(value, where, (name_key, "items", "defaultMode", "optional"))
+        for i, entry in enumerate(_list(source.get("items", []), f"{where}.items", 64)):
+            entry = _mapping(entry, f"{where}.items[{i}]", ("key", "path", "mode"),
+                             required=("key", "path"))
+            _relative(entry["path"], f"{where}.items[{i}].path", "items[].path")
+
+
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def check_tolerations(tolerations: Any) -> None:
+    for i, item in enumerate(_list(tolerations, "spec.trainer.tolerations", 64)):
+        path = f"spec.trainer.tolerations[{i}]"
+        item = _mapping(item, path, ("key", "operator", "value", "effect", "tolerationSeconds"))
+        if item.get("operator", "Equal") not in TOLERATION_OPERATORS:
+            raise ManifestError(f"{path}.operator: Unsupported value: {item['operator']!r}: "
+                                f"supported values: Exists, Equal")
+        if item.get("effect", "NoSchedule") not in TAINT_EFFECTS:
+            raise ManifestError(f"{path}.effect: Unsupported value: {item['effect']!r}: "
+                                f"supported values: {', '.join(TAINT_EFFECTS)}")
+
+
+# core/v1 Affinity, as far as the CRD spells it out: the fields of each object (a list of
+# objects is checked item by item; a name not here is a string, a number or a list of them).
+_SELECTOR = {"matchExpressions": "requirement", "matchLabels": "labels"}
+_AFFINITY_TERM = {"labelSelector": _SELECTOR, "namespaceSelector": _SELECTOR,
+                  "namespaces": None, "topologyKey": None, "matchLabelKeys": None,
+                  "mismatchLabelKeys": None}
+_NODE_TERM = {"matchExpressions": "requirement", "matchFields": "requirement"}
+_POD_AFFINITY = {"requiredDuringSchedulingIgnoredDuringExecution": _AFFINITY_TERM,
+                 "preferredDuringSchedulingIgnoredDuringExecution":
+                     {"weight": None, "podAffinityTerm": _AFFINITY_TERM}}
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": _NODE_TERM},
+        "preferredDuringSchedulingIgnoredDuringExecution": {"weight": None,
+                                                            "preference": _NODE_TERM}},
+    "podAffinity": _POD_AFFINITY,
+    "podAntiAffinity": _POD_AFFINITY,
+}
+_REQUIREMENT = {"key": None, "operator": None, "values": None}
+
+
+def check_affinity(value: Any, path: str = "spec.trainer.affinity", shape: Any = None) -> None:
+    """The affinity's fields are core/v1's (unknown fields refused, as by strict kubectl);
+    the leaves are strings, numbers or lists of strings."""
+    shape = AFFINITY if shape is None else shape
+    if shape == "labels":
+        _mapping(value, path, tuple(value) if isinstance(value, Mapping) else ())
+        for key, label in value.items():
+            _string(label, f"{path}.{key}", 63)
+        return
+    if shape == "requirement":
+        shape = _REQUIREMENT
+    items = value if isinstance(value, list) else [value]
+    for i, item in enumerate(_list(items, path, 64)):
+        where = f"{path}[{i}]" if isinstance(value, list) else path
+        fields = _mapping(item, where, tuple(shape))
+        for key, child in fields.items():
+            if shape[key] is None:
+                _check_leaf(child, f"{where}.{key}")
+            else:
+                check_affinity(child, f"{where}.{key}", shape[key])
+
+
+def _check_leaf(value: Any, path: str) -> None:
+    if isinstance(value, list):
+        for i, item in enumerate(_list(value, path, 64)):
+            _string(item, f"{path}[{i}]", 320)
+    elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ManifestError(f"{path} must be a string or a number (got {value!r})")
+
+
+def check_pod_fields(trainer: Mapping[str, Any], search_name: str | None,
+                     has: Callable[[str], bool]) -> None:
+    """Every pod field of spec.trainer (`has`: the field is given, not null)."""
+    if has("securityContext"):
+        raise ManifestError(SECURITY_CONTEXT_MESSAGE)
+    if has("image"):
+        check_image(trainer["image"])
+    if has("resources"):
+        check_resources(trainer["resources"])
+    if has("env"):
+        check_env(trainer["env"])
+    if has("volumes") or has("volumeMounts"):
+        check_volumes(trainer.get("volumes") or [], trainer.get("volumeMounts") or [])
+    if has("tolerations"):
+        check_tolerations(trainer["tolerations"])
+    if has("affinity"):
+        check_affinity(trainer["affinity"])
+    if has("nodeSelector"):
+        selector = trainer["nodeSelector"]
+        if isinstance(selector, Mapping) and len(selector) > 64:
+            raise ManifestError("spec.trainer.nodeSelector may have at most 64 labels")
+        for key, label in (selector.items() if isinstance(selector, Mapping) else ()):
+            if len(str(key)) > 317:
+                raise ManifestError("spec.trainer.nodeSelector keys must be label keys (at most "
+                                    "317 characters)")
+            if isinstance(label, str) and len(label) > 63:
+                raise ManifestError(f"spec.trainer.nodeSelector.{key} must be at most 63 "
+                                    f"characters (a label value)")
+    for key, what in (("priorityClassName", "a PriorityClass"),
+                      ("runtimeClassName", "a RuntimeClass"),
+                      ("serviceAccountName", "a ServiceAccount")):
+        if has(key):   # "" is none, as in a pod
+            check_name(trainer[key], f"spec.trainer.{key}", what, allow_empty=True)
+    if has("serviceAccountName") and search_name and trainer["serviceAccountName"] in (
+            f"{search_name}-controller", f"{search_name}-worker"):
+        raise ManifestError(f"spec.trainer.serviceAccountName {trainer['serviceAccountName']} is "
+                            f"the search's own controller or worker account, which may write "
+                            f"Trials and status: use another ServiceAccount")
+    if has("imagePullSecrets"):
+        seen: set[str] = set()
+        for i, item in enumerate(_list(trainer["imagePullSecrets"],
+                                       "spec.trainer.imagePullSecrets", 16)):
+            item = _mapping(item, f"spec.trainer.imagePullSecrets[{i}]", ("name",),
+                            required=("name",))
+            check_name(item["name"], "spec.trainer.imagePullSecrets name", "a Secret")
+            if item["name"] in seen:
+                raise ManifestError(f"spec.trainer.imagePullSecrets[{i}]: Duplicate value: "
+                                    f"{item['name']}")
+            seen.add(item["name"])
+    words = [w for key in ("command", "args") if has(key) and isinstance(trainer[key], list)
+             for w in trainer[key] if isinstance(w, str)]
+    values = [e.get("value") for e in (trainer.get("env") or []) if isinstance(e, Mapping)
+              and isinstance(e.get("value"), str)]
+    if sum(len(w) for w in words + values) > MAX_COMMAND_BYTES:
+        raise ManifestError("spec.trainer.command, args and env values may hold at most 64 KiB "
+                            "in all (every trial's Job and the trainer snapshot ConfigMap carry "
+                            "them): put a long script in the image or a ConfigMap volume")
