@@ -102,12 +102,14 @@ class KubeApi:
             raise
 
     def list(
-        self, api_version: str, kind: str, namespace: str, label_selector: str
+        self, api_version: str, kind: str, namespace: str, label_selector: str,
+        field_selector: str = "",
     ) -> list[dict[str, Any]]:
         path = resource_path(api_version, kind, namespace)
-        return list(
-            self._call("GET", path, query=[("labelSelector", label_selector)]).get("items") or []
-        )
+        query = [("labelSelector", label_selector)]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        return list(self._call("GET", path, query=query).get("items") or [])
 
     def create(self, obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create ``obj``; if it exists already, return the existing one. (object, created)."""

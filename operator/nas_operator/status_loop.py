@@ -22,6 +22,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from . import events, metrics
+from .cleanup import CLEANUP
 from .config import OperatorSettings
 from .k8s import api
 from .names import API_VERSION, MODE_WARM_POOL, SEARCH_KIND
@@ -150,6 +151,8 @@ class StatusLoop:
         reconcile_search(client, namespace, name, records, pod, settings)
         for trial in trials_to_repair(records, finished) if finished else []:
             sync_trial(client, namespace, trial, settings)
+        if finished:  # Job mode: finished Trials' Jobs, pods and Events go (cleanup.py)
+            CLEANUP.run(client, namespace, name, records, finished, settings)
         metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
 
 

@@ -45,11 +45,11 @@ def _create_job(
     run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
     if warning:
         events.warning(trial, "TrainerSnapshotMissing", warning)
-    job, created = api.create(
+    # No Event for the Job: status.jobName says it, and one Event per trial outcome is
+    # enough at 20,000 trials (the Job controller adds its own).
+    job, _ = api.create(
         build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend")))
     )
-    if created:
-        events.normal(trial, "JobCreated", f"created Job {job['metadata']['name']}")
     return job
 
 

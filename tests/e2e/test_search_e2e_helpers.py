@@ -37,16 +37,19 @@ class ControllerOperator:
     controller_metrics_port: int
 
 
-def start_search_operator(cluster, namespaces: list[str]) -> ControllerOperator:
+def start_search_operator(cluster, namespaces: list[str],
+                          env: dict[str, str] | None = None) -> ControllerOperator:
     """The operator watching ``namespaces``, running the real `nas-controller` with a
     short lease and a free metrics port (the ``search_operator`` fixture; also used by
-    benchmarks/operator_scale.py). Stop it with ``.process.stop()``."""
+    benchmarks/operator_scale.py); ``env``: more operator settings. Stop it with
+    ``.process.stop()``."""
     metrics_port = free_port()
     command = ["sh", "-c", f"NAS_LEASE_SECONDS={LEASE_SECONDS} NAS_METRICS_PORT={metrics_port} "
                            f"exec nas-controller"]
     op = OperatorProcess(cluster, namespaces, env={
         "NAS_OPERATOR_CONTROLLER_COMMAND": json.dumps(command),
         "NAS_OPERATOR_STATUS_INTERVAL_SECONDS": "1",
+        **(env or {}),
     }, tag="-search").start()
     return ControllerOperator(op, metrics_port)
 

@@ -12,6 +12,7 @@ import kopf
 
 from .. import metrics
 from ..config import SETTINGS
+from ..event_filters import job_event_matters, pod_event_matters
 from ..k8s import api
 from ..names import (
     COMPONENT_CONTROLLER,
@@ -60,14 +61,24 @@ def trial_event(
     sync_trial(api(), namespace, name, SETTINGS)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_COMPONENT: COMPONENT_TRIAL})
+def _job_matters(type: str | None, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                 **_: Any) -> bool:
+    return job_event_matters(type, spec, status, meta)
+
+
+def _pod_matters(type: str | None, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return pod_event_matters(type, status, meta)
+
+
+# when=: only the events that can change the Trial (event_filters.py) cost a sync
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_COMPONENT: COMPONENT_TRIAL}, when=_job_matters)
 @metrics.instrumented("trial_job")
 def trial_job_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
     sync_trial(api(), namespace, labels[LABEL_TRIAL], SETTINGS)
     LOOP.mark(namespace, labels.get(LABEL_SEARCH))
 
 
-@kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_TRIAL})
+@kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_TRIAL}, when=_pod_matters)
 @metrics.instrumented("trial_pod")
 def trial_pod_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
     sync_trial(api(), namespace, labels[LABEL_TRIAL], SETTINGS)
