@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -53,6 +54,7 @@ class Cluster:
     node_names: tuple[str, ...]
     etcd_url: str
     startup_seconds: dict[str, float] = field(default_factory=dict)
+    plane: "ControlPlane | None" = field(default=None, repr=False, compare=False)
 
     @property
     def port(self) -> int:
@@ -90,6 +92,27 @@ class Cluster:
 
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    # -- faults (tests/e2e/test_faults_e2e.py) ------------------------------------------
+
+    def restart_api_server_and_etcd(self, down_seconds: float = 0.0) -> float:
+        """SIGKILLs kube-apiserver and etcd, keeps them down ``down_seconds``, starts
+        them again on the same ports and data and waits for /readyz. Returns the seconds
+        the API was unreachable."""
+        assert self.plane is not None
+        return self.plane.restart(("kube-apiserver", "etcd"), down_seconds)
+
+    def start_node_agent(self, node: str) -> None:
+        """Starts one more node agent, for a new Node ``node`` only (its own process,
+        so it can be lost alone); returns once the Node is Ready and untainted."""
+        assert self.plane is not None
+        self.plane.start_node_agent(node)
+
+    def kill_node_agent(self, node: str) -> None:
+        """SIGKILLs the agent of ``node`` started by ``start_node_agent``: its pods'
+        processes die with it (parent-death signal) and nobody reports them again."""
+        assert self.plane is not None
+        self.plane.kill(f"node-agent-{node}")
+
 
 class ControlPlane:
     def __init__(self, run_dir: Path, path_prefix: Path | None = None) -> None:
@@ -97,7 +120,10 @@ class ControlPlane:
         self.run_id = run_dir.name
         self.path_prefix = path_prefix or venv_bin()
         self.procs: dict[str, subprocess.Popen] = {}
+        self.argv: dict[str, tuple[list[str], Path | None]] = {}  # for restarts
         self.cluster: Cluster | None = None
+        self._ready_url = ""
+        self._ca_context: ssl.SSLContext | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -130,7 +156,8 @@ class ControlPlane:
     def stop(self) -> None:
         """Stops the node agent first (it ends the pods), then the control plane, then
         sweeps anything of this run still alive. Idempotent."""
-        for name in ("node-agent", "kube-scheduler", "kube-controller-manager",
+        extra_agents = [n for n in self.procs if n.startswith("node-agent-")]
+        for name in (*extra_agents, "node-agent", "kube-scheduler", "kube-controller-manager",
                      "kube-apiserver", "etcd"):
             proc = self.procs.pop(name, None)
             if proc is not None:
@@ -154,7 +181,7 @@ class ControlPlane:
             self.run_dir / "scheduler.kubeconfig", server, pki, pki_mod.SCHEDULER)
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
         self.cluster = Cluster(self.run_id, self.run_dir, kubeconfig, server, pki.ca_cert,
-                               NODE_NAMES, etcd_url)
+                               NODE_NAMES, etcd_url, plane=self)
         timings = self.cluster.startup_seconds
         timings["pki"] = time.monotonic() - t0
 
@@ -209,7 +236,8 @@ class ControlPlane:
         import kubernetes  # noqa: F401  (slow to import: overlap it with the API server's start)
 
         ca_context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        self._wait_healthy("kube-apiserver", f"{server}/readyz", ca_context, timeout=90)
+        self._ready_url, self._ca_context = f"{server}/readyz", ca_context
+        self._wait_healthy("kube-apiserver", self._ready_url, ca_context, timeout=90)
         timings["etcd+apiserver"] = time.monotonic() - t0 - timings["pki"]
 
         t1 = time.monotonic()
@@ -248,8 +276,42 @@ class ControlPlane:
         timings["total"] = time.monotonic() - t0
 
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
+        self.argv[name] = (argv, cwd)
         with open(self.run_dir / f"{name}.log", "ab") as log:
             self.procs[name] = spawn(argv, run_id=self.run_id, log=log, cwd=cwd)
+
+    # -- faults --------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs a component's process group (no goodbye, as a crash or power loss)."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def restart(self, names: tuple[str, ...], down_seconds: float) -> float:
+        """Kills ``names`` (in that order), waits ``down_seconds``, starts them again in
+        the reverse order with their first arguments (same ports, same data dir), and
+        waits until the API server is ready. Returns the seconds the API was down."""
+        t0 = time.monotonic()
+        for name in names:
+            self.kill(name)
+        time.sleep(down_seconds)
+        for name in reversed(names):
+            argv, cwd = self.argv[name]
+            self._spawn(name, argv, cwd)
+        assert self._ca_context is not None
+        self._wait_healthy("kube-apiserver", self._ready_url, self._ca_context, timeout=90)
+        return time.monotonic() - t0
+
+    def start_node_agent(self, node: str) -> None:
+        assert self.cluster is not None
+        argv, cwd = self.argv["node-agent"]
+        argv = [a if not a.startswith("--nodes=") else f"--nodes={node}" for a in argv]
+        self._spawn(f"node-agent-{node}", argv, cwd)
+        self._wait_nodes_ready(timeout=60, names=(node,))
 
     def _check_running(self) -> None:
         for name, proc in self.procs.items():
@@ -268,7 +330,7 @@ class ControlPlane:
 
         self._wait(f"{name} to answer {url}", healthy, timeout, self.run_dir / f"{name}.log")
 
-    def _wait_nodes_ready(self, timeout: float) -> None:
+    def _wait_nodes_ready(self, timeout: float, names: tuple[str, ...] = NODE_NAMES) -> None:
         """Nodes exist, report Ready and carry no taint (the not-ready taint is what
         keeps the scheduler away from a fresh node)."""
         from .kube import Kube
@@ -284,7 +346,7 @@ class ControlPlane:
                     and not nodes[name]["spec"].get("taints")
                     and any(c["type"] == "Ready" and c["status"] == "True"
                             for c in nodes[name].get("status", {}).get("conditions") or [])
-                    for name in NODE_NAMES)
+                    for name in names)
 
             self._wait("nodes to be Ready", ready, timeout, self.run_dir / "node-agent.log")
 

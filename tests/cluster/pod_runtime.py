@@ -265,7 +265,10 @@ class PodWorker:
         self.phase = phase
         self.next_start.clear()
         self.rt.claims.release(self.uid)  # a finished pod no longer holds its claims
-        self._report()
+        # Kubelet's status manager retries a terminal status until the API server has
+        # it: a pod that ends while the API server is down must not stay Running.
+        while not self._report() and not self.gone:
+            self._sleep(1.0)
 
     def _stop_pod(self, why: str) -> None:
         """Deletion or deadline: stop every container, report, and complete a
