@@ -17,6 +17,7 @@ from test_operator_fixtures import (  # noqa: F401  (fixtures)
     kube,
     kubectl,
     result_command,
+    rights,
     search_manifest,
     search_path,
     trial_manifest,
@@ -28,6 +29,42 @@ from tests.cluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 CHART = REPO_ROOT / "charts" / "nas-operator"
+
+
+# What the chart's operator may do in a namespace it serves (kubectl auth can-i --list):
+# a change here is a change of the operator's rights, to be reviewed as such.
+OPERATOR_RIGHTS = {
+    # (get, list, watch are also what creating policies whose params are searches needs)
+    ("architecturesearches.archsearch.io", "[]", "[get list watch patch]"),
+    ("architecturesearches.archsearch.io/status", "[]", "[get patch]"),
+    ("architecturesearches.archsearch.io/finalizers", "[]", "[update]"),
+    ("trials.archsearch.io", "[]", "[get list watch create]"),
+    ("trials.archsearch.io/status", "[]", "[get patch]"),
+    ("trials.archsearch.io/finalizers", "[]", "[update]"),
+    ("jobs.batch", "[]", "[get list watch create patch delete]"),
+    ("pods", "[]", "[get list watch create delete patch]"),
+    ("persistentvolumeclaims", "[]", "[get create patch]"),
+    ("serviceaccounts", "[]", "[get create]"),
+    ("configmaps", "[]", "[get list create]"),
+    ("roles.rbac.authorization.k8s.io", "[]", "[get create patch]"),
+    ("rolebindings.rbac.authorization.k8s.io", "[]", "[get create patch]"),
+    ("leases.coordination.k8s.io", "[]", "[get create update patch]"),
+    ("events", "[]", "[create patch list delete]"),
+    ("events.events.k8s.io", "[]", "[create patch list delete]"),
+    # the admission policies it installs and upgrades (cluster-wide, its own by name)
+    ("validatingadmissionpolicies.admissionregistration.k8s.io", "[]", "[create]"),
+    ("validatingadmissionpolicybindings.admissionregistration.k8s.io", "[]", "[create]"),
+    *(
+        (f"{kind}.admissionregistration.k8s.io", f"[{policy}]", "[get update]")
+        for kind in ("validatingadmissionpolicies", "validatingadmissionpolicybindings")
+        for policy in (
+            "archsearch.io-search-pods",
+            "archsearch.io-controller-trials",
+            "archsearch.io-controller-status",
+            "archsearch.io-worker-pods",
+        )
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +153,8 @@ def test_installed_release_runs_a_trial_with_the_charts_rights_only(
             "the operator pod to run",
             timeout=90,
         )
+        operator_account = f"system:serviceaccount:{namespace}:nas-nas-operator"
+        assert rights(cluster, operator_account, namespace) == OPERATOR_RIGHTS
         search = search_manifest("charted", command=result_command(reward=0.6))
         search["metadata"]["namespace"] = namespace
         apply(cluster, search)
