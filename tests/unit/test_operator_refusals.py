@@ -321,3 +321,22 @@ def test_a_refused_status_write_is_told_once_and_does_not_raise(monkeypatch):
     for _ in range(3):
         search_reconcile.reconcile_search(cluster, "ns", "s", [], None, OperatorSettings())
     assert told.count("StatusRefused") == 1
+
+
+def test_kopfs_last_handled_annotation_holds_a_digest_not_the_spec():
+    """A spec near the API server's size limit made kopf's own annotation (the whole
+    spec, by default) exceed the 256 KiB all annotations may hold: every write refused."""
+    from nas_operator.handlers.startup import DigestDiffBaseStorage
+
+    storage = DigestDiffBaseStorage(prefix="archsearch.io", key="last-handled-configuration")
+    body = {"apiVersion": "archsearch.io/v1alpha1", "kind": "ArchitectureSearch",
+            "metadata": {"name": "s", "namespace": "ns"},
+            "spec": {"trainer": {"env": [{"name": f"V{i}", "value": "x" * 200}
+                                         for i in range(2000)]}}}
+    import kopf
+
+    essence = storage.build(body=kopf.Body(body))
+    assert len(json.dumps(essence)) < 200
+    changed = {**body, "spec": {"trainer": {"env": []}}}
+    assert storage.build(body=kopf.Body(changed)) != essence  # a spec change: an update
+    assert storage.build(body=kopf.Body(dict(body))) == essence
