@@ -37,7 +37,14 @@ MAX_BACKOFF_SECONDS = 300.0
 # nas-controller's exit code for an error a restart cannot mend (contracts section 7)
 CONTROLLER_PERMANENT_EXIT = 3
 # Failed for one of these is about one spec generation: a new spec gets another chance.
-RECOVERABLE = ("CreateRefused", "PatchRefused", "UpdateRefused", "InvalidSpec", "TrialRefused")
+RECOVERABLE = (
+    "CreateRefused",
+    "PatchRefused",
+    "UpdateRefused",
+    "InvalidSpec",
+    "TrialRefused",
+    "StatusRefused",
+)
 
 
 @dataclass(frozen=True)

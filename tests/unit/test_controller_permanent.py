@@ -120,3 +120,17 @@ def test_a_bad_environment_exits_3_too(monkeypatch, tmp_path):
     assert controller_main.main([]) == EXIT_PERMANENT
     said = json.loads(path.read_text())
     assert said["reason"] == "InvalidConfiguration" and "NAS_SEARCH_NAME" in said["message"]
+
+
+def test_a_status_the_server_refuses_is_permanent():
+    from nas_trainer.controller.permanent import StatusRefused
+
+    class RefusingStatus:
+        def patch_namespaced_custom_object_status(self, *_):
+            raise ApiException(status=422, reason="Invalid", body=json.dumps(
+                {"message": "status.controller.decision: Unsupported value"}))
+
+    with pytest.raises(StatusRefused) as caught:
+        TrialsApi(RefusingStatus(), "ns", "s").patch_search_status({"controller": {}})
+    assert caught.value.reason == "StatusRefused"
+    assert "Unsupported value" in caught.value.message

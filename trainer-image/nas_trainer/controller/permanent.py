@@ -9,6 +9,7 @@ about: after a spec change the operator starts a new controller instead.
 Reasons: ``InvalidSpec`` (what `nas validate` refuses: the manifest, the built-in
 trainer's fit, the space and the strategy; the message names the field),
 ``TrialRefused`` (the API server refused a Trial: 400, 403, 413, 422),
+``StatusRefused`` (it refused the controller's status.controller, e.g. its decision),
 ``InvalidConfiguration`` (the pod's environment, set by the operator).
 """
 
@@ -50,6 +51,15 @@ class TrialRefused(PermanentError):
         super().__init__(
             "TrialRefused",
             f"the API server refused to create Trial {name} (HTTP {err.status}): "
+            f"{server_message(err)}",
+        )
+
+
+class StatusRefused(PermanentError):
+    def __init__(self, search: str, err: ApiException) -> None:
+        super().__init__(
+            "StatusRefused",
+            f"the API server refused the controller's status of {search} (HTTP {err.status}): "
             f"{server_message(err)}",
         )
 

@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from nas_trainer.controller.informer import list_custom_objects
-from nas_trainer.controller.permanent import TrialRefused, is_refusal
+from nas_trainer.controller.permanent import StatusRefused, TrialRefused, is_refusal
 from nas_trainer.controller.retry import retrying
 
 GROUP = "archsearch.io"
@@ -185,7 +185,12 @@ class TrialsApi:
 
     def patch_search_status(self, patch: dict[str, Any], give_up_after_s: float = 120.0
                             ) -> dict[str, Any]:
-        return retrying(
-            lambda: self.api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, SEARCHES, self.search, {"status": patch}),
-            f"patching the status of {self.search}", self.check, give_up_after_s)
+        try:
+            return retrying(
+                lambda: self.api.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, self.namespace, SEARCHES, self.search, {"status": patch}),
+                f"patching the status of {self.search}", self.check, give_up_after_s)
+        except ApiException as err:
+            if is_refusal(err):  # a decision the server will never take: tell, do not loop
+                raise StatusRefused(self.search, err) from err
+            raise
