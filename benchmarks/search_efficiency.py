@@ -28,14 +28,18 @@ Per table and strategy, over the seeds:
 - against random search, measured in the same invocation: the difference of mean
   best-so-far (with a 95 % interval, Welch) and the ratio of median evaluations to top 1 %.
 
-Strategy settings (`SETTINGS`) were chosen on NAS-Bench-Graph cora only
-(benchmarks/results/tuning-cora.md); every other table is run with the same ones. `--set
-strategy.name=value` overrides one (for tuning). TPE (Optuna) costs O(n^2) in the trials
+Every strategy runs with its defaults (`SETTINGS` is empty), one architecture asked at a
+time; the rows reinforce-paper and ppo-paper are reinforce and ppo with `preset: paper`
+(Zoph & Le's and NASNet's settings). reinforce's and ppo's default ("tuned") preset was
+chosen with search_efficiency_tuning.py on cora, computers and proteins only
+(benchmarks/results/search_efficiency-tuning-issue11.md); the other six tables are held
+out. `--set strategy.name=value` overrides one setting (for tuning). TPE (Optuna) costs O(n^2) in the trials
 told: the full run gives it fewer evaluations (`--tpe-budget`), says so in every table,
 and leaves the later checkpoints empty rather than extrapolating.
 
-Output: plain-text tables on stdout; markdown and JSON under benchmarks/results/
-(`--out`, `--tag`). Needs torch, numpy, optuna, nas_bench_graph and this repository on
+Output: plain-text tables on stdout; markdown, JSON and a plot of the mean best-so-far
+reward against evaluations (PNG, needs matplotlib; skipped with a warning without it) under
+benchmarks/results/ (`--out`, `--tag`). Needs torch, numpy, optuna, nas_bench_graph and this repository on
 PYTHONPATH (trainer-image); no network.
 """
 from __future__ import annotations
@@ -67,19 +71,24 @@ REACH_AT = (100, 200, 1000)
 TOP_FRACTIONS = (0.01, 0.001)
 MAX_KNOWN_IN_A_ROW = 50  # as nas_trainer.search.Budget.max_known_in_a_row
 
-# Strategy settings (manifest names), chosen on cora only: see benchmarks/results/
-# tuning-cora.md. `parallelism` is how many architectures are asked at once; for the
-# policy-gradient strategies it equals batchSize, which changes nothing in what is drawn
-# (the policy only changes after batchSize tells) but draws a batch in one call.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "reinforce": {"rewardNormalization": "rank", "learningRate": 3e-2, "batchSize": 4,
-                  "entropyWeight": 0.3, "parallelism": 4},
-    "ppo": {"rewardNormalization": "rank", "learningRate": 3e-3, "batchSize": 4,
-            "entropyWeight": 0.1, "parallelism": 4},
-    "regularized-evolution": {"population": 20, "sampleSize": 5},
-    "tpe": {},  # Optuna's defaults, startupTrials 10 (5 and 20 did no better)
-    "random": {},
+# Rows beyond the five strategies: (strategy, settings). Every row is a strategy with its
+# defaults plus these settings (manifest names); `parallelism` (how many architectures are
+# asked at once, 1 by default) is the benchmark's own setting, not the strategy's.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "reinforce-paper": ("reinforce", {"preset": "paper"}),
+    "ppo-paper": ("ppo", {"preset": "paper"}),
 }
+ROWS = STRATEGIES + tuple(VARIANTS)
+SETTINGS: dict[str, dict[str, Any]] = {
+    **{name: {} for name in STRATEGIES},
+    **{row: dict(settings) for row, (_, settings) in VARIANTS.items()},
+}
+
+
+def base_strategy(row: str) -> str:
+    """The strategy a row runs (reinforce-paper -> reinforce)."""
+    return VARIANTS[row][0] if row in VARIANTS else row
+
 
 # Defaults of a full run, sized for 16 cores x 8 minutes (see `estimate_seconds`).
 FULL_SEEDS = 100
@@ -98,8 +107,10 @@ QUICK_TPE_BUDGET = 100
 # distinct evaluations (tpe: 0.85 s at 200, 9.9 s at 1000). Used for the ETA and to start
 # the longest runs first.
 COST_MODEL: dict[str, tuple[float, float]] = {
-    "reinforce": (1.25e-3, 0.0),
-    "ppo": (4.0e-3, 0.0),
+    "reinforce": (3.0e-3, 0.0),
+    "ppo": (6.0e-3, 0.0),
+    "reinforce-paper": (2.0e-3, 0.0),
+    "ppo-paper": (8.0e-3, 0.0),
     "regularized-evolution": (1.9e-4, 0.0),
     "tpe": (2.84e-3, 7.06e-6),
     "random": (8e-5, 0.0),
@@ -138,6 +149,7 @@ class RunResult:
     test: list[float | None]     # test metric of the best-by-validation there
     reach: list[int | None]      # first evaluation reaching each threshold, or None
     final_best: float = math.nan
+    curve: list[float] = field(default_factory=list)  # best-so-far after each evaluation
     error: str | None = None
     wall_seconds: float = math.nan
     label: str = ""
@@ -237,7 +249,7 @@ def _worker_init(strategies: Sequence[str] = STRATEGIES) -> None:
     from nas_trainer.strategies import strategy_class
 
     for name in strategies:
-        strategy_class(name)
+        strategy_class(base_strategy(name))
 
 
 def _table_for(task: Task) -> Table:
@@ -256,7 +268,8 @@ def run_task(task: Task) -> RunResult:
     parallelism = int(settings.pop("parallelism", 1))
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        strategy = make_strategy(task.strategy, table.space, task.seed, **settings)
+        strategy = make_strategy(base_strategy(task.strategy), table.space, task.seed,
+                                 **settings)
         hashes, rewards, stopped, known = search_run(strategy, table, task.budget, parallelism)
     except Exception as error:  # noqa: BLE001 - reported per run, never hidden
         return RunResult(task.table, task.strategy, task.seed, task.budget, 0, "error", 0,
@@ -267,8 +280,18 @@ def run_task(task: Task) -> RunResult:
     best, tests, reach = summarise_run(hashes, rewards, table, task.budget, task.thresholds)
     return RunResult(task.table, task.strategy, task.seed, task.budget, len(rewards), stopped,
                      known, seconds, best, tests, reach,
-                     final_best=max(rewards) if rewards else math.nan, wall_seconds=wall_seconds,
+                     final_best=max(rewards) if rewards else math.nan,
+                     curve=best_so_far(rewards, task.budget), wall_seconds=wall_seconds,
                      label=task.label)
+
+
+def best_so_far(rewards: Sequence[float], budget: int) -> list[float]:
+    """Best reward after 1..budget evaluations (held after a run that stopped early)."""
+    curve, best = [], -math.inf
+    for reward in rewards:
+        best = max(best, reward)
+        curve.append(best)
+    return curve + [best] * (budget - len(curve)) if curve else []
 
 
 # --- statistics ------------------------------------------------------------------------
@@ -362,6 +385,7 @@ class Aggregate:
     seconds_mean: float
     seconds_total: float
     best_values: list[list[float]] = field(repr=False, default_factory=list)
+    mean_curve: list[float] = field(repr=False, default_factory=list)  # per evaluation
 
 
 def aggregate(results: Sequence[RunResult], n_thresholds: int) -> Aggregate:
@@ -399,7 +423,16 @@ def aggregate(results: Sequence[RunResult], n_thresholds: int) -> Aggregate:
         known_proposals=sum(r.known_proposals for r in ok) / max(len(ok), 1),
         seconds_mean=sum(r.seconds for r in results) / len(results),
         seconds_total=sum(r.seconds for r in results),
-        best_values=best_values)
+        best_values=best_values, mean_curve=mean_curve(ok))
+
+
+def mean_curve(runs: Sequence[RunResult]) -> list[float]:
+    """Mean best-so-far after each evaluation, over the runs that have a curve."""
+    curves = [r.curve for r in runs if r.curve]
+    if not curves:
+        return []
+    length = min(len(c) for c in curves)
+    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
 
 
 # --- reporting -------------------------------------------------------------------------
@@ -472,8 +505,8 @@ def table_sections(info: TableInfo, aggregates: Mapping[str, Aggregate], budget:
     """(title, header, rows) of the three tables of one benchmark table."""
     reference = aggregates.get(REFERENCE)
     points = checkpoints_for(budget)
-    order = [s for s in STRATEGIES if s in aggregates] + [
-        s for s in aggregates if s not in STRATEGIES]
+    order = [s for s in ROWS if s in aggregates] + [
+        s for s in aggregates if s not in ROWS]
     sections = []
 
     header = ["strategy", "runs", "budget"] + [f"@{p}" for p in points]
@@ -555,7 +588,7 @@ def notes_for(aggregates: Mapping[str, Aggregate], budget: int) -> list[str]:
 def summary_rows(infos: Sequence[TableInfo], results: Mapping[str, Mapping[str, Aggregate]]
                  ) -> tuple[list[str], list[list[str]]]:
     """Median evaluations to the top 1 % per table and strategy ('*' = fewer than random)."""
-    strategies = [s for s in STRATEGIES if any(s in results[i.name] for i in infos)]
+    strategies = [s for s in ROWS if any(s in results[i.name] for i in infos)]
     header = ["table"] + strategies
     rows = []
     for info in infos:
@@ -585,16 +618,25 @@ def aims(infos: Sequence[TableInfo], results: Mapping[str, Mapping[str, Aggregat
         agg = results[table].get(strategy)
         return math.nan if agg is None else agg.reach_median[0]
 
-    for rl in ("reinforce", "ppo"):
+    for rl in ("reinforce", "ppo", "reinforce-paper", "ppo-paper"):
         if not all(rl in results[i.name] for i in infos):
             continue
-        for other in (REFERENCE, "regularized-evolution"):
-            if not all(other in results[i.name] for i in infos):
-                continue
-            wins = [i.name for i in infos if median(i.name, rl) < median(i.name, other)]
-            lines.append(f"{rl} needs fewer evaluations than {other} to reach the top 1 % "
+        if all(REFERENCE in results[i.name] for i in infos):
+            wins = [i.name for i in infos if median(i.name, rl) < median(i.name, REFERENCE)]
+            lines.append(f"{rl} needs fewer evaluations than {REFERENCE} to reach the top 1 % "
                          f"(median) on {len(wins)}/{len(infos)} tables"
                          + (f": {', '.join(wins)}" if 0 < len(wins) < len(infos) else ""))
+        # The issue's targets: no more than regularized evolution, at most TPE's.
+        for other in ("regularized-evolution", "tpe"):
+            if not all(other in results[i.name] for i in infos):
+                continue
+            wins = [i.name for i in infos if median(i.name, rl) <= median(i.name, other)]
+            losses = [f"{i.name} {_fmt_median(median(i.name, rl), results[i.name][rl].budget)}"
+                      f" vs {_fmt_median(median(i.name, other), results[i.name][other].budget)}"
+                      for i in infos if i.name not in wins]
+            lines.append(f"{rl} needs no more evaluations than {other} to reach the top 1 % "
+                         f"(median) on {len(wins)}/{len(infos)} tables"
+                         + (f"; more on {', '.join(losses)}" if losses else ""))
     if all("tpe" in results[i.name] for i in infos):
         for info in infos:
             aggs = results[info.name]
@@ -620,6 +662,45 @@ def aims(infos: Sequence[TableInfo], results: Mapping[str, Mapping[str, Aggregat
     return lines
 
 
+def plot_curves(infos: Sequence[TableInfo], results: Mapping[str, Mapping[str, Aggregate]],
+                path: Path) -> None:
+    """Mean best-so-far validation reward against evaluations, one panel per table, with
+    each table's top-1 % threshold as a dotted line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"warning: no matplotlib, {path} not written", file=sys.stderr)
+        return
+    columns = min(3, len(infos))
+    rows = math.ceil(len(infos) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows),
+                                squeeze=False)
+    for axis, info in zip(axes.flat, infos):
+        for row in [s for s in ROWS if s in results[info.name]]:
+            curve = results[info.name][row].mean_curve
+            if curve:
+                axis.plot(range(1, len(curve) + 1), curve, label=row,
+                          linestyle="--" if row in VARIANTS else "-")
+        axis.axhline(info.tops[0].threshold, color="grey", linestyle=":", linewidth=1)
+        axis.set_xscale("log")
+        axis.set_title(f"{info.name} (dotted: top 1 %)")
+        axis.set_xlabel("evaluations")
+        axis.set_ylabel("mean best validation reward")
+        low = min(results[info.name][s].mean_curve[min(9, len(results[info.name][s].mean_curve) - 1)]
+                  for s in results[info.name] if results[info.name][s].mean_curve)
+        axis.set_ylim(low, info.best + (info.best - low) * 0.05)
+    for axis in list(axes.flat)[len(infos):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 # --- driver ----------------------------------------------------------------------------
 def parse_value(text: str) -> Any:
     try:
@@ -637,8 +718,6 @@ def build_settings(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise SystemExit(f"--set takes strategy.name=value with strategy one of "
                              f"{', '.join(settings)} (got {item!r})")
         settings[strategy][name] = parse_value(value)
-    for strategy in ("reinforce", "ppo"):
-        settings[strategy].setdefault("parallelism", settings[strategy].get("batchSize", 1))
     return settings
 
 
@@ -742,6 +821,7 @@ def aggregate_json(agg: Aggregate) -> dict[str, Any]:
         "stopped_early": agg.stopped, "mean_evaluations": agg.mean_evaluations,
         "known_proposals_per_run": agg.known_proposals, "errors": agg.errors,
         "seconds_per_run": agg.seconds_mean,
+        "mean_best_so_far_per_evaluation": [round(v, 6) for v in agg.mean_curve],
     }
 
 
@@ -753,7 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", action="append", default=[],
                         help="a table JSON file (see benchmarks/tabular.py); repeatable; "
                              "replaces the NAS-Bench-Graph datasets unless --datasets is given")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--strategies", default=",".join(ROWS),
+                        help="comma-separated rows: strategies and variants "
+                             f"(default: {','.join(ROWS)})")
     parser.add_argument("--seeds", type=int, default=None, help=f"runs per strategy and "
                         f"table (default {FULL_SEEDS}; seeds 0..N-1)")
     parser.add_argument("--seed-offset", type=int, default=0)
@@ -783,8 +865,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     for s in strategies:
-        if s not in STRATEGIES:
-            parser.error(f"unknown strategy {s!r} (valid: {', '.join(STRATEGIES)})")
+        if s not in ROWS:
+            parser.error(f"unknown strategy {s!r} (valid: {', '.join(ROWS)})")
     if args.quick:
         datasets = args.datasets.split(",") if args.datasets else list(QUICK_DATASETS)
         seeds_n = args.seeds or QUICK_SEEDS
@@ -858,8 +940,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown.append(f"# {title}\n")
     settings_line = "; ".join(f"{s}: {json.dumps(settings[s], sort_keys=True)}"
                               for s in strategies)
-    text.append(f"settings (chosen on cora, tuning-cora.md): {settings_line}")
-    markdown.append(f"Settings (chosen on cora, see tuning-cora.md): `{settings_line}`\n")
+    defaults_line = ("every strategy with its defaults, one ask at a time; reinforce/ppo's "
+                     "default preset was tuned on cora, computers and proteins only "
+                     "(search_efficiency-tuning-issue11.md)")
+    text.append(f"{defaults_line}; settings beyond the defaults: {settings_line}")
+    markdown.append(f"Settings: {defaults_line}. Beyond the defaults: `{settings_line}`\n")
     if "tpe" in strategies and (tpe_budget < budget or tpe_seeds_n < seeds_n):
         line = (f"NOTE: tpe runs {tpe_seeds_n} seeds to {tpe_budget} evaluations only "
                 f"(others: {seeds_n} seeds to {budget}): Optuna's TPE costs O(n^2) in trials")
@@ -918,6 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         (out / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=_json_number))
         print(f"\nwrote {out / stem}.{{txt,md,json}}", file=sys.stderr)
+        plot_curves(infos, aggregated, out / f"{stem}.png")
     return 0
 
 

@@ -147,7 +147,8 @@ SPACE = get_space("nas-bench-graph", {"dataset": "cora"})
 def run_controller(folder_path: Path, store: TrialStore, budget: Budget, kill_at: int | None,
                    versions: list[int]) -> tuple[KubernetesSearchLoop, Killer]:
     killer = Killer(kill_at)
-    strategy = make_strategy("reinforce", SPACE, seed=3, hiddenSize=16, lstmLayers=1)
+    strategy = make_strategy("reinforce", SPACE, seed=3, hiddenSize=16, lstmLayers=1,
+                             batchSize=1)
     loop = KubernetesSearchLoop(SPACE, strategy, StoreExecutor(store, killer),
                                 KillableFolder(folder_path, killer, versions), budget, store,
                                 NoStatus(), epoch=1)

@@ -160,13 +160,30 @@ def test_table_json_round_trip_and_end_to_end(tmp_path: Path, tiny: Table, capsy
     with pytest.raises(ValueError, match="different reward"):
         table_from_document(doc)
     assert se.main(["--table", str(path), "--seeds", "3", "--budget", "10", "--workers", "1",
-                    "--strategies", "random,regularized-evolution", "--out",
+                    "--strategies", "random,regularized-evolution,reinforce-paper", "--out",
                     str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "search_efficiency.json").read_text())
     strategies = result["tables"]["tiny"]["strategies"]
-    assert set(strategies) == {"random", "regularized-evolution"}
+    assert set(strategies) == {"random", "regularized-evolution", "reinforce-paper"}
     assert strategies["random"]["runs"] == 3
-    assert "tiny" in capsys.readouterr().out
+    curve = strategies["random"]["mean_best_so_far_per_evaluation"]
+    assert len(curve) == 10 and curve == sorted(curve)
+    assert result["settings"]["reinforce-paper"] == {"preset": "paper"}
+    out = capsys.readouterr().out
+    assert "tiny" in out
+    assert "reinforce-paper needs no more evaluations than regularized-evolution" in out
+    assert (tmp_path / "out" / "search_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_best_so_far_curve_is_held_after_an_early_stop() -> None:
+    assert se.best_so_far([0.2, 0.1, 0.5], 5) == [0.2, 0.2, 0.5, 0.5, 0.5]
+    assert se.best_so_far([], 5) == []
+
+
+def test_variant_rows_are_their_strategy_with_a_preset() -> None:
+    assert se.base_strategy("ppo-paper") == "ppo" and se.base_strategy("tpe") == "tpe"
+    assert se.SETTINGS["reinforce-paper"] == {"preset": "paper"}
+    assert all(se.SETTINGS[name] == {} for name in se.STRATEGIES)  # defaults, as shipped
 
 
 def test_rank_reward_normalization_advantages_and_resume(tiny: Table) -> None:

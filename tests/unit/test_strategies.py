@@ -31,7 +31,8 @@ def one_step_space():
 
 
 def test_reinforce_gradient_is_onehot_minus_p_times_advantage():
-    strategy = make_strategy("reinforce", one_step_space(), seed=0, entropyWeight=0.0)
+    strategy = make_strategy("reinforce", one_step_space(), seed=0, preset="paper",
+                             entropyWeight=0.0)
     policy = strategy.policy
     with torch.no_grad():
         probabilities = torch.exp(policy.score(torch.arange(4).unsqueeze(1))[0])
@@ -47,7 +48,8 @@ def test_reinforce_gradient_is_onehot_minus_p_times_advantage():
 
 
 def test_reinforce_batch_gradient_is_the_mean_over_the_batch():
-    strategy = make_strategy("reinforce", one_step_space(), seed=0, entropyWeight=0.0)
+    strategy = make_strategy("reinforce", one_step_space(), seed=0, preset="paper",
+                             entropyWeight=0.0)
     policy = strategy.policy
     with torch.no_grad():
         p = torch.exp(policy.score(torch.arange(4).unsqueeze(1))[0])
@@ -121,7 +123,8 @@ def test_tanh_constant_keeps_the_policy_from_collapsing(tanh_constant):
     the logits are bounded: then each choice keeps at most e^C / (e^C + (k-1)e^-C)."""
     space = get_space("nas-bench-graph", {})
     strategy = make_strategy("reinforce", space, seed=0, **{
-        "learningRate": 0.05, "entropyWeight": 0.0, "tanhConstant": tanh_constant})
+        "preset": "paper", "learningRate": 0.05, "entropyWeight": 0.0,
+        "tanhConstant": tanh_constant})
     favourite, other = strategy.ask(2)
     for _ in range(300):
         strategy.tell(favourite, 1.0)
@@ -143,12 +146,23 @@ def checkpoint_round_trip(state, tmp_path):
     return folder.load_checkpoint()[1]
 
 
-@pytest.mark.parametrize("strategy_name", STRATEGY_NAMES)
+EVERY_OPTION = {"riskSeekingQuantile": 0.3, "priorityQueueSize": 3, "learnFrom": "all",
+                "candidateSamples": 8, "entropyHalfLife": 4.0}
+
+
+@pytest.mark.parametrize("strategy_name", [*STRATEGY_NAMES, "reinforce+options",
+                                           "ppo+options", "reinforce+paper"])
 @pytest.mark.parametrize("space_name, options", [("nas-bench-graph", {}), ("macro-cnn", {"layers": 3})])
 def test_restored_strategy_continues_as_if_never_stopped(strategy_name, space_name, options,
                                                          tmp_path):
+    """Policy strategies: 11 tells before the stop, so that the predictor-guided asks
+    (after 10 tells) and the told history are part of what is restored."""
     space = get_space(space_name, options)
     hyperparameters = {"batchSize": 2} if strategy_name in ("reinforce", "ppo") else {}
+    if "+" in strategy_name:
+        strategy_name, variant = strategy_name.split("+")
+        hyperparameters = ({"batchSize": 2, **EVERY_OPTION} if variant == "options"
+                           else {"preset": "paper"})
     if strategy_name == "regularized-evolution":
         hyperparameters = {"population": 4, "sampleSize": 2}
     if strategy_name == "tpe":
@@ -194,7 +208,8 @@ def test_strategies_are_deterministic_per_seed(strategy_name):
 
 @pytest.mark.parametrize("strategy_name", ["reinforce", "ppo"])
 def test_policy_strategies_learn_a_one_step_bandit(strategy_name):
-    strategy = make_strategy(strategy_name, one_step_space(), seed=0, learningRate=0.05)
+    strategy = make_strategy(strategy_name, one_step_space(), seed=0, preset="paper",
+                             learningRate=0.05)
     for _ in range(150):
         for arch in strategy.ask(1):
             strategy.tell(arch, 1.0 if arch.canonical["op"] == "c" else 0.0)
@@ -284,3 +299,110 @@ def test_run_on_table_with_dedup_stops_when_the_space_is_exhausted():
     table = {space.from_tokens([i]).hash: float(i) for i in range(3)}
     run = run_on_table("random", space, table, budget=10, seed=0, dedup=True)
     assert sorted(run.rewards) == [0.0, 1.0, 2.0] and run.exhausted
+
+
+# --- sample-efficiency options (issue 11) ----------------------------------------------
+
+def told(strategy, rewards):
+    for arch, reward in zip(strategy.ask(len(rewards)), rewards):
+        strategy.tell(arch, reward)
+
+
+def test_presets_are_the_papers_settings_or_the_tuned_ones():
+    space = get_space("nas-bench-graph", {})
+    paper = make_strategy("reinforce", space, preset="paper")
+    assert (paper.optimizer.lr, paper.batch_size, paper.candidate_samples,
+            paper.reward_normalization) == (6e-4, 1, 0, "none")
+    ppo_paper = make_strategy("ppo", space, preset="paper")
+    assert (ppo_paper.optimizer.lr, ppo_paper.policy.hidden_size, ppo_paper.entropy_weight) \
+        == (3.5e-4, 100, 1e-5)
+    tuned = make_strategy("reinforce", space)
+    assert tuned.candidate_samples > 1  # the default is not the paper's
+    overridden = make_strategy("reinforce", space, preset="paper", batchSize=4)
+    assert (overridden.batch_size, overridden.optimizer.lr) == (4, 6e-4)
+    with pytest.raises(ValueError, match=r"^preset must be one of tuned, paper \(got 'nasnet'\)"):
+        make_strategy("ppo", space, preset="nasnet")
+
+
+def test_risk_seeking_learns_only_from_the_top_quantile():
+    strategy = make_strategy("reinforce", get_space("nas-bench-graph", {}), seed=0,
+                             preset="paper", batchSize=4, riskSeekingQuantile=0.25)
+    advantages = strategy._advantages([0.1, 0.2, 0.3, 0.4])
+    # baseline: the 0.75 quantile of the batch, 0.325; only 0.4 is above it
+    assert advantages == pytest.approx([0.0, 0.0, 0.0, 0.075])
+    ranked = make_strategy("reinforce", get_space("nas-bench-graph", {}), seed=0,
+                           preset="paper", batchSize=4, riskSeekingQuantile=0.25,
+                           rewardNormalization="rank")
+    # centred ranks -1, -1/3, 1/3, 1; the floor 1 - 2ε = 0.5
+    assert ranked._advantages([0.1, 0.2, 0.3, 0.4]) == pytest.approx([0, 0, 0, 0.5])
+
+
+def test_priority_queue_term_is_the_likelihood_of_the_best_told():
+    strategy = make_strategy("reinforce", get_space("nas-bench-graph", {}), seed=0,
+                             preset="paper", batchSize=100, priorityQueueSize=2)
+    archs = strategy.ask(5)
+    for arch, reward in zip(archs, [0.3, 0.9, 0.1, 0.8, 0.5]):
+        strategy.tell(arch, reward)
+    best_two = torch.tensor([list(archs[1].tokens), list(archs[3].tokens)])
+    with torch.no_grad():
+        expected = -strategy.policy.score(best_two)[0].mean()
+        assert float(strategy.auxiliary_loss()) == pytest.approx(float(expected))
+    # and an update raises their probability
+    before = float(expected)
+    strategy.batch_size = 1
+    strategy.tell(archs[2], 0.1)
+    with torch.no_grad():
+        assert float(-strategy.policy.score(best_two)[0].mean()) < before
+
+
+def test_learn_from_all_replays_every_told_result(monkeypatch):
+    from nas_trainer.strategies import policy_gradient
+
+    strategy = make_strategy("reinforce", get_space("nas-bench-graph", {}), seed=0,
+                             preset="paper", batchSize=2, learnFrom="all")
+    seen_batches = []
+    original = strategy._update
+    monkeypatch.setattr(strategy, "_update", lambda tokens, advantages, sampled: (
+        seen_batches.append(len(tokens)), original(tokens, advantages, sampled))[1])
+    monkeypatch.setattr(policy_gradient, "REPLAY_WINDOW", 5)
+    told(strategy, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    assert seen_batches == [2, 4, 5, 5]
+    # importance weights: p_now / p_sampled, at most 1
+    tokens = torch.tensor([list(t) for t, _, _, _ in strategy.history[-3:]])
+    weights = strategy.importance_weights(tokens, [lp for _, _, lp, _ in strategy.history[-3:]])
+    assert ((weights > 0) & (weights <= 1)).all()
+
+
+def test_candidate_samples_propose_unseen_architectures_the_predictor_favours():
+    """Reward = the sum of two choices: after the startup tells, predictor-guided asks beat
+    the policy's own draws and never repeat an architecture."""
+    space = get_space("custom", None, [{"name": "a", "choices": list(range(8))},
+                                       {"name": "b", "choices": list(range(8))}])
+
+    def reward(arch):
+        return (arch.canonical["a"] + arch.canonical["b"]) / 14
+
+    def asked_rewards(candidate_samples):
+        strategy = make_strategy("reinforce", space, seed=0, preset="paper",
+                                 candidateSamples=candidate_samples)
+        rewards, hashes = [], []
+        for _ in range(30):
+            arch = strategy.ask(1)[0]
+            hashes.append(arch.hash)
+            rewards.append(reward(arch))
+            strategy.tell(arch, rewards[-1])
+        return rewards[10:], hashes
+
+    guided, guided_hashes = asked_rewards(64)
+    plain, _ = asked_rewards(0)
+    assert sum(guided) / len(guided) > sum(plain) / len(plain) + 0.2
+    assert len(set(guided_hashes[10:])) == 20 and not set(guided_hashes[10:]) & set(
+        guided_hashes[:10])
+
+
+def test_entropy_weight_halves_every_half_life():
+    strategy = make_strategy("ppo", get_space("nas-bench-graph", {}), seed=0, preset="paper",
+                             entropyWeight=0.2, entropyHalfLife=4.0)
+    assert strategy.current_entropy_weight == pytest.approx(0.2)
+    told(strategy, [0.5] * 8)
+    assert strategy.current_entropy_weight == pytest.approx(0.05)

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 POLICY_STRATEGIES = ("reinforce", "ppo")
 STRATEGY_NAMES = ("reinforce", "ppo", "regularized-evolution", "tpe", "random")
 REWARD_NORMALIZATIONS = ("none", "std", "rank")
+PRESETS = ("tuned", "paper")      # reinforce/ppo: the benchmark's choice, or the paper's
+LEARN_FROM = ("batch", "all")
 # regularized-evolution's defaults (the strategy's own): sampleSize defaults to
 # min(3, population), and must be <= population.
 DEFAULT_POPULATION = 10
@@ -75,6 +77,15 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {h.name: h for h in (
     Hyperparameter("temperature", "temperature", float, POLICY_STRATEGIES, 0,
                    exclusive_minimum=True),
     Hyperparameter("tanhConstant", "tanh_constant", float, POLICY_STRATEGIES, 0),
+    Hyperparameter("preset", "preset", str, POLICY_STRATEGIES, choices=PRESETS),
+    Hyperparameter("riskSeekingQuantile", "risk_seeking_quantile", float, POLICY_STRATEGIES,
+                   0, 1),
+    Hyperparameter("priorityQueueSize", "priority_queue_size", int, POLICY_STRATEGIES, 0,
+                   10000),
+    Hyperparameter("learnFrom", "learn_from", str, POLICY_STRATEGIES, choices=LEARN_FROM),
+    Hyperparameter("candidateSamples", "candidate_samples", int, POLICY_STRATEGIES, 0,
+                   100000),
+    Hyperparameter("entropyHalfLife", "entropy_half_life", float, POLICY_STRATEGIES, 0),
     Hyperparameter("clipEpsilon", "clip_epsilon", float, ("ppo",), 0, 1,
                    exclusive_minimum=True, exclusive_maximum=True),
     Hyperparameter("ppoEpochs", "ppo_epochs", int, ("ppo",), 1, 100),

@@ -1,5 +1,7 @@
 """What REINFORCE and PPO share: the LSTM controller, asks, buffered tells, the EMA
-baseline, optional reward normalisation and the (torch + JSON) state."""
+baseline, optional reward normalisation, the sample-efficiency options (risk-seeking
+updates, a priority queue, replay of every told result, predictor-guided sampling, an
+entropy schedule) and the (torch + JSON) state."""
 from __future__ import annotations
 
 import math
@@ -16,8 +18,15 @@ from .adam import FlatAdam
 from .base import Strategy
 from .controller import ControllerPolicy
 from .sampler import NumpySampler
+from .surrogate import LinearThompsonSurrogate
 
 REWARD_NORMALIZATIONS = ("none", "std", "rank")
+LEARN_FROM = ("batch", "all")
+# learnFrom "all": each update replays at most this many of the latest told results.
+REPLAY_WINDOW = 128
+# candidateSamples: the predictor is used once this many results were told (before, the
+# policy's own draws are proposed).
+SURROGATE_STARTUP = 10
 
 
 class PolicyGradientStrategy(Strategy):
@@ -32,17 +41,42 @@ class PolicyGradientStrategy(Strategy):
     advantage is the reward's centred rank among the recent rewards (the last
     `rank_window()` told, this batch included): 2q - 1 in [-1, 1], q its mid-rank quantile,
     so a few very bad children (a heavy lower tail) cannot drown the differences at the top.
+
+    Sample-efficiency options (all off when 0 / "batch"):
+    - `risk_seeking_quantile` ε (Petersen et al. 2021): only results in the top ε of the
+      recent rewards are learned from, the baseline being their (1-ε) quantile;
+    - `priority_queue_size` K (Abolafia et al. 2018): every update also maximises the
+      log-likelihood of the best K architectures told so far;
+    - `learn_from="all"`: every update learns from the latest REPLAY_WINDOW told results
+      (not only the last batch), advantages ranked among them, weighted by the clipped
+      importance ratio min(1, p_now / p_sampled) (REINFORCE) or PPO's clipped ratio;
+    - `candidate_samples` M: each ask draws M architectures from the policy and proposes
+      the unseen ones a Bayesian linear predictor of the reward scores best (one Thompson
+      draw per proposal, see surrogate.py); the policy still learns from what is told;
+    - `entropy_half_life` H: the entropy weight halves every H told results.
     """
 
     def __init__(self, space: SearchSpace, seed: int = 0, *, lstm_layers: int,
                  hidden_size: int, learning_rate: float, baseline_decay: float,
                  entropy_weight: float, batch_size: int, reward_normalization: str = "none",
                  failure_reward: float = 0.0, temperature: float = 1.0,
-                 tanh_constant: float = 0.0) -> None:
+                 tanh_constant: float = 0.0, risk_seeking_quantile: float = 0.0,
+                 priority_queue_size: int = 0, learn_from: str = "batch",
+                 candidate_samples: int = 0, entropy_half_life: float = 0.0) -> None:
         super().__init__(space, seed)
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"rewardNormalization must be one of "
                              f"{', '.join(REWARD_NORMALIZATIONS)} (got {reward_normalization!r})")
+        if learn_from not in LEARN_FROM:
+            raise ValueError(f"learnFrom must be one of {', '.join(LEARN_FROM)} "
+                             f"(got {learn_from!r})")
+        if not 0.0 <= risk_seeking_quantile <= 1.0:
+            raise ValueError(f"riskSeekingQuantile must be in [0, 1] (got {risk_seeking_quantile!r})")
+        self.risk_seeking_quantile = risk_seeking_quantile
+        self.priority_queue_size = priority_queue_size
+        self.learn_from = learn_from
+        self.candidate_samples = candidate_samples
+        self.entropy_half_life = entropy_half_life
         self.baseline_decay = baseline_decay
         self.entropy_weight = entropy_weight
         self.batch_size = batch_size
@@ -58,11 +92,18 @@ class PolicyGradientStrategy(Strategy):
         self.reward_variance = 0.0
         self.recent_rewards: list[float] = []  # for "rank", the last rank_window() rewards
         self.buffer: list[tuple[tuple[int, ...], float, float | None]] = []
+        # Every told result, in order: (tokens, reward, log-prob at sampling time, hash).
+        self.history: list[tuple[tuple[int, ...], float, float | None, str]] = []
         self.policy_version = 0
         self.entropy = math.nan  # mean sequence entropy at the last update
 
     # --- ask / tell -----------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Architecture]:
+        if self.candidate_samples > 1 and len(self.history) >= SURROGATE_STARTUP:
+            return self._ask_guided(n)
+        return self._ask_policy(n)
+
+    def _ask_policy(self, n: int) -> list[Architecture]:
         tokens, log_prob = self.sampler.sample(n, self.rng)
         asked = []
         for row, row_log_prob in zip(tokens.tolist(), log_prob.tolist()):
@@ -79,22 +120,110 @@ class PolicyGradientStrategy(Strategy):
             asked.append(arch.with_meta(log_prob=row_log_prob, policy_version=self.policy_version))
         return asked
 
+    def _ask_guided(self, n: int) -> list[Architecture]:
+        """The unseen policy draws the predictor scores best, one Thompson draw each."""
+        surrogate = LinearThompsonSurrogate(
+            self.policy.sizes, np.array([t for t, _, _, _ in self.history], dtype=np.int64),
+            [r for _, r, _, _ in self.history])
+        tokens, log_prob = self.sampler.sample(self.candidate_samples, self.rng)
+        seen_tokens = {t for t, _, _, _ in self.history}
+        seen_hashes = {h for _, _, _, h in self.history}
+        asked: list[Architecture] = []
+        for _ in range(n):
+            scores = surrogate.score(tokens, surrogate.sample_weights(self.rng))
+            for index in np.argsort(-scores, kind="stable").tolist():
+                row = tuple(tokens[index].tolist())
+                if row in seen_tokens:
+                    continue
+                seen_tokens.add(row)
+                try:
+                    arch = self.space.from_tokens(row)
+                except ValueError:
+                    continue
+                if arch.hash in seen_hashes:
+                    continue
+                seen_hashes.add(arch.hash)
+                asked.append(arch.with_meta(log_prob=float(log_prob[index]),
+                                            policy_version=self.policy_version))
+                break
+            else:  # every candidate is known: the policy's own draw
+                asked += self._ask_policy(1)
+        return asked
+
     def tell(self, arch: Architecture, reward: float) -> None:
         sampled_log_prob = arch.meta.get("log_prob")
-        self.buffer.append((tuple(arch.tokens), float(reward),
-                            None if sampled_log_prob is None else float(sampled_log_prob)))
+        entry = (tuple(arch.tokens), float(reward),
+                 None if sampled_log_prob is None else float(sampled_log_prob))
+        self.buffer.append(entry)
+        self.history.append((*entry, arch.hash))
         if len(self.buffer) >= self.batch_size:
             batch, self.buffer = self.buffer, []
-            advantages = self._advantages([reward for _, reward, _ in batch])
+            if self.learn_from == "all":
+                batch = [(t, r, lp) for t, r, lp, _ in self.history[-REPLAY_WINDOW:]]
+                advantages = self._replay_advantages([reward for _, reward, _ in batch])
+            else:
+                advantages = self._advantages([reward for _, reward, _ in batch])
             tokens = torch.tensor([t for t, _, _ in batch], dtype=torch.long)
             sampled = [lp for _, _, lp in batch]
             with single_threaded():
                 self.entropy = self._update(tokens, torch.tensor(advantages), sampled)
             self.policy_version += 1
 
-    def tell_failure(self, arch: Architecture, reason: str = "") -> None:
-        """A failed child is learned from as `failure_reward` (0: no accuracy at all)."""
-        self.tell(arch, self.failure_reward)
+    @property
+    def current_entropy_weight(self) -> float:
+        if self.entropy_half_life <= 0.0:
+            return self.entropy_weight
+        return self.entropy_weight * 0.5 ** (len(self.history) / self.entropy_half_life)
+
+    def auxiliary_loss(self) -> torch.Tensor | float:
+        """The priority queue's term: minus the mean log-likelihood of the best K told."""
+        if self.priority_queue_size <= 0 or not self.history:
+            return 0.0
+        best: dict[tuple[int, ...], float] = {}
+        for tokens, reward, _, _ in self.history:
+            best[tokens] = max(reward, best.get(tokens, -math.inf))
+        # Highest reward first; among equals the first told (dicts keep insertion order).
+        queue = sorted(best, key=lambda t: -best[t])[:self.priority_queue_size]
+        log_prob, _ = self.policy.score(torch.tensor(queue, dtype=torch.long))
+        return -log_prob.mean()
+
+    def importance_weights(self, tokens: torch.Tensor, sampled_log_probs: list[float | None]
+                           ) -> torch.Tensor | None:
+        """learnFrom "all": min(1, p_now / p_sampled) per row (1 where not sampled here)."""
+        if self.learn_from != "all":
+            return None
+        with torch.no_grad():
+            current, _ = self.policy.score(tokens)
+        sampled = torch.tensor([c if lp is None else lp
+                                for lp, c in zip(sampled_log_probs, current.tolist())])
+        return torch.exp(current - sampled).clamp(max=1.0)
+
+    def _risk_seeking(self, advantages: list[float], rewards: list[float],
+                      reference: list[float], scale: float) -> list[float]:
+        """Keep only results at or above the (1-ε) quantile of `reference` (which holds
+        them), as their excess over it: on the centred-rank scale with "rank" (over
+        1 - 2ε), else (R - quantile) * scale."""
+        epsilon = self.risk_seeking_quantile
+        if epsilon <= 0.0:
+            return advantages
+        if self.reward_normalization == "rank":
+            floor = 1.0 - 2.0 * epsilon
+            return [max(0.0, a - floor) for a in advantages]
+        threshold = float(np.quantile(np.asarray(reference), 1.0 - epsilon))
+        return [(r - threshold) * scale if r >= threshold else 0.0 for r in rewards]
+
+    def _replay_advantages(self, rewards: list[float]) -> list[float]:
+        """learnFrom "all": advantages within the replayed window, centred ranks ("rank")
+        or deviations from its mean (divided by its standard deviation with "std")."""
+        if self.reward_normalization == "rank":
+            advantages = [_centred_rank(r, rewards) for r in rewards]
+            scale = 1.0
+        else:
+            mean = sum(rewards) / len(rewards)
+            std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards))
+            scale = 1.0 / std if self.reward_normalization == "std" and std > 0 else 1.0
+            advantages = [(r - mean) * scale for r in rewards]
+        return self._risk_seeking(advantages, rewards, rewards, scale)
 
     def _advantages(self, rewards: list[float]) -> list[float]:
         """R - b for each reward, b the EMA of rewards before this batch; then fold the
@@ -105,9 +234,11 @@ class PolicyGradientStrategy(Strategy):
         if self.reward_normalization == "std" and self.reward_variance > 0.0:
             scale = 1.0 / math.sqrt(self.reward_variance)
         advantages = [(reward - baseline) * scale for reward in rewards]
+        reference = self.recent_rewards + list(rewards)
         if self.reward_normalization == "rank":
-            reference = self.recent_rewards + list(rewards)
             advantages = [_centred_rank(reward, reference) for reward in rewards]
+        if self.reward_normalization == "rank" or self.risk_seeking_quantile > 0.0:
+            advantages = self._risk_seeking(advantages, rewards, reference, scale)
             self.recent_rewards = reference[-self.rank_window():]
         decay = self.baseline_decay
         for reward in rewards:
@@ -137,6 +268,7 @@ class PolicyGradientStrategy(Strategy):
             "reward_variance": self.reward_variance,
             "recent_rewards": list(self.recent_rewards),
             "buffer": [[list(t), r, lp] for t, r, lp in self.buffer],
+            "history": [[list(t), r, lp, h] for t, r, lp, h in self.history],
             "policy_version": self.policy_version,
             "entropy": None if math.isnan(self.entropy) else self.entropy,
         }
@@ -150,6 +282,8 @@ class PolicyGradientStrategy(Strategy):
         self.reward_variance = float(state["reward_variance"])
         self.recent_rewards = [float(r) for r in state.get("recent_rewards", [])]
         self.buffer = [(tuple(t), float(r), lp) for t, r, lp in state["buffer"]]
+        self.history = [(tuple(t), float(r), lp, str(h))
+                        for t, r, lp, h in state.get("history", [])]
         self.policy_version = int(state["policy_version"])
         self.entropy = math.nan if state["entropy"] is None else float(state["entropy"])
 
@@ -181,3 +315,17 @@ def single_threaded() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+PRESET_NAMES = ("tuned", "paper")
+
+
+def resolve_preset(presets: Mapping[str, Mapping[str, Any]], preset: str,
+                   options: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's constructor arguments, overridden by those given explicitly."""
+    if preset not in presets:
+        raise ValueError(f"preset must be one of {', '.join(presets)} (got {preset!r})")
+    unknown = sorted(set(options) - set(presets[preset]))
+    if unknown:
+        raise TypeError(f"unexpected arguments {', '.join(unknown)}")
+    return {**presets[preset], **options}
