@@ -26,11 +26,14 @@ from .search_status import (
     FINAL,
     PodAction,
     Refusal,
+    backoff_left,
     best_trial,
     controller_pod_action,
+    controller_progress,
     count_trials,
     derive_search_status,
     in_final_stage,
+    restarts_in_a_row,
     utcnow,
 )
 from .trial_status import status_patch
@@ -59,6 +62,8 @@ def _act_on_pod(
         created_pod, created = api.create(build_controller_pod(search, settings))
         if created and old.get("controllerPod"):
             status["controllerRestarts"] = int(old.get("controllerRestarts") or 0) + 1
+            status["controllerRestartsInARow"] = restarts_in_a_row(old) + 1
+            status["controllerProgress"] = controller_progress(old)
             metrics.CONTROLLER_RESTARTS.labels(meta["namespace"], meta["name"]).inc()
             events.warning(
                 search,
@@ -103,13 +108,16 @@ def reconcile_search(
     records: list[TrialRecord],
     pod: PodRecord | None,
     settings: OperatorSettings,
-) -> None:
+) -> float | None:
+    """One pass over a search's status and controller pod. Returns the seconds after which
+    it needs another pass that no event will ask for (a controller pod's back-off), or
+    None."""
     search = api.get(API_VERSION, SEARCH_KIND, namespace, name)
     if search is None or search["metadata"].get("deletionTimestamp"):
-        return
+        return None
     old = search.get("status") or {}
     if old.get("observedGeneration") is None:
-        return  # its children are not made yet (on.create runs first)
+        return None  # its children are not made yet (on.create runs first)
     refusal = None
     final = None
     try:
@@ -126,7 +134,8 @@ def reconcile_search(
         status = derive_search_status(
             search, records, pod, now, settings.controller_restart_limit, final, refusal, volume
         )
-        for key in ("controllerPod", "controllerRestarts", "observedGeneration"):
+        for key in ("controllerPod", "controllerRestarts", "controllerRestartsInARow",
+                    "controllerProgress", "observedGeneration"):
             if key in old:
                 status[key] = old[key]
         return status
@@ -166,15 +175,19 @@ def reconcile_search(
             # this is the server's limits changing, or a bug: either way a user must see it)
             log.error("status of %s/%s refused: %s", namespace, name, err)
             events.warning_once(search, "StatusRefused", err.sentence())
-            return
+            return None
         except ApiException as err:
             if err.status != 409:
                 raise
-            return  # changed meanwhile: that change marks the search for the next pass
+            return None  # changed meanwhile: that change marks the search for the next pass
         announce_final(search, old.get("final") or {}, status.get("final") or {})
         _announce_phase(search, old.get("phase"), status)
     best = (status.get("best") or {}).get("reward")
     metrics.record_search(namespace, name, status["phase"], status["trials"], best)
+    if action is PodAction.NONE and pod is not None and pod.phase in ("Failed", "Succeeded"):
+        wait = backoff_left(search, pod, now, settings.controller_restart_backoff_seconds)
+        return wait + 0.1 if wait > 0 else None
+    return None
 
 
 def refusal_of(search: dict[str, Any], err: Refused) -> Refusal:

@@ -11,7 +11,8 @@ Phase rule, first match wins:
 2. ``spec.suspend`` → Suspended;
 3. the controller pod ended with exit code 3 (a permanent error: its termination message
    names it, e.g. InvalidSpec) for the current generation → Failed at once; it was
-   replaced more than the restart limit → Failed (ControllerFailed);
+   replaced more than the restart limit in a row, without a controller making progress
+   in between → Failed (ControllerFailed);
 4. a controller decision and no Trial Pending/Running → Failed for TooManyFailures,
    else Succeeded once the final training is over (``status.final`` Succeeded, Failed or
    Skipped: a failed final training does not fail a search that found its best); with
@@ -146,9 +147,10 @@ def derive_phase(
     ended = controller_refusal(search, pod)
     if ended is not None:
         return "Failed", ended.reason, ended.message
-    restarts = int(status.get("controllerRestarts") or 0)
+    restarts = restarts_in_a_row(status)
     if restarts > restart_limit:
-        msg = f"the controller pod failed or vanished {restarts} times (limit {restart_limit})"
+        msg = (f"the controller pod failed or vanished {restarts} times in a row without "
+               f"progress (limit {restart_limit})")
         return "Failed", "ControllerFailed", msg
     decision = decision_of(search)
     message = str((status.get("controller") or {}).get("message") or decision)
@@ -163,6 +165,25 @@ def derive_phase(
     if pod is not None and pod.phase == "Running" and not pod.deleting:
         return "Running", "ControllerRunning", ""
     return "Pending", "ControllerStarting", ""
+
+
+def controller_progress(status: dict[str, Any]) -> int:
+    """How far the controllers have got: the next trial index plus the policy version
+    (status.controller); neither ever goes back."""
+    said = status.get("controller") or {}
+    return int(said.get("trialsCreated") or 0) + int(said.get("policyVersion") or 0)
+
+
+def restarts_in_a_row(status: dict[str, Any]) -> int:
+    """Controller replacements since a controller last made progress: what the back-off
+    and the restart limit count. A controller killed now and then (evicted, its node
+    lost) on a long search is not crash-looping; one that ends before it gets anywhere
+    is. Statuses written before controllerRestartsInARow existed count every restart."""
+    if "controllerRestartsInARow" not in status:
+        return int(status.get("controllerRestarts") or 0)
+    if controller_progress(status) > int(status.get("controllerProgress") or 0):
+        return 0
+    return int(status["controllerRestartsInARow"])
 
 
 def controller_refusal(search: dict[str, Any], pod: PodRecord | None) -> Refusal | None:
@@ -226,11 +247,22 @@ def controller_pod_action(
         return PodAction.CREATE
     if pod.deleting or pod.phase not in ("Failed", "Succeeded"):
         return PodAction.NONE
-    restarts = int(status.get("controllerRestarts") or 0)
-    wait = min(MAX_BACKOFF_SECONDS, backoff_seconds * (2**restarts))
-    if pod.finished_at and now < parse_time(pod.finished_at) + timedelta(seconds=wait):
+    if backoff_left(search, pod, now, backoff_seconds) > 0:
         return PodAction.NONE
     return PodAction.DELETE
+
+
+def backoff_left(
+    search: dict[str, Any], pod: PodRecord | None, now: datetime, backoff_seconds: float
+) -> float:
+    """Seconds until an ended controller pod may be replaced (0: now). No event comes
+    when they are over: the status loop asks for a pass then (reconcile_search)."""
+    if pod is None or not pod.finished_at:
+        return 0.0
+    restarts = restarts_in_a_row(search.get("status") or {})
+    wait = min(MAX_BACKOFF_SECONDS, backoff_seconds * (2**restarts))
+    until = parse_time(pod.finished_at) + timedelta(seconds=wait)
+    return max(0.0, (until - now).total_seconds())
 
 
 def _find(conditions: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:

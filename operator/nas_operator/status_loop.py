@@ -118,6 +118,8 @@ class StatusLoop:
                     self._failed(key, outcome)
                 else:
                     self._failures.pop(key, None)
+                    if outcome is not None:  # a controller pod's back-off ends then
+                        self.mark_in(*key, outcome)
 
     def _failed(self, key: Key, error: BaseException) -> None:
         """One search's pass failed: the others go on; this one is tried again with backoff
@@ -144,16 +146,18 @@ class StatusLoop:
         pod: PodRecord | None,
         finished: dict[str, bool | None],
         settings: OperatorSettings,
-    ) -> None:
+    ) -> float | None:
+        """One search's pass; the seconds after which it wants another, or None."""
         metrics.RECONCILES.labels("search_status").inc()
         started = time.perf_counter()
         client = api()
-        reconcile_search(client, namespace, name, records, pod, settings)
+        recheck = reconcile_search(client, namespace, name, records, pod, settings)
         for trial in trials_to_repair(records, finished) if finished else []:
             sync_trial(client, namespace, trial, settings)
         if finished:  # Job mode: finished Trials' Jobs, pods and Events go (cleanup.py)
             CLEANUP.run(client, namespace, name, records, finished, settings)
         metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
+        return recheck
 
 
 def brief(error: BaseException) -> str:

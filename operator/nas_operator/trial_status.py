@@ -129,9 +129,12 @@ def derive_job_status(
     job_status = job.get("status") or {}
     ordered = _by_creation(pods)
     status["jobName"] = job["metadata"]["name"]
-    # Never decreases: an evicted pod is deleted, yet it was an attempt.
+    # Never decreases: an evicted pod is deleted, yet it was an attempt. A pod deleted
+    # after it failed (`kubectl delete pod`, a lost node) is gone from the list, but the
+    # Job counted it: its finished pods are attempts too.
     started = sum(1 for p in ordered if _started(p))
-    status["attempts"] = max(started, int(old.get("attempts") or 0))
+    counted = int(job_status.get("failed") or 0) + int(job_status.get("succeeded") or 0)
+    status["attempts"] = max(started, counted, int(old.get("attempts") or 0))
     if ordered:
         status["podName"] = ordered[-1]["metadata"]["name"]
     if job_status.get("startTime"):

@@ -11,11 +11,13 @@ from nas_operator.results import parse_result, short_message
 from nas_operator.search_reconcile import trials_to_repair
 from nas_operator.search_status import (
     PodAction,
+    backoff_left,
     best_trial,
     controller_pod_action,
     count_trials,
     derive_phase,
     derive_search_status,
+    restarts_in_a_row,
 )
 from nas_operator.summary import summarize
 from nas_operator.trial_status import derive_trial_status, status_patch
@@ -263,6 +265,18 @@ def test_counts_and_best():
         ),
         ({"controller": {"decision": "TooManyFailures"}}, {}, [rec(0, "Failed")], None, "Failed"),
         ({"controllerRestarts": 11}, {}, [], None, "Failed"),
+        # eleven in a row without progress in between: crash-looping
+        (
+            {"controllerRestarts": 11, "controllerRestartsInARow": 11, "controllerProgress": 7,
+             "controller": {"trialsCreated": 7}},
+            {}, [], None, "Failed",
+        ),
+        # eleven over a long search, each controller getting further: not crash-looping
+        (
+            {"controllerRestarts": 11, "controllerRestartsInARow": 11, "controllerProgress": 7,
+             "controller": {"trialsCreated": 8}},
+            {}, [], None, "Pending",
+        ),
         ({"phase": "Succeeded"}, {"suspend": True}, [], None, "Succeeded"),
     ],
 )
@@ -295,6 +309,34 @@ def test_condition_transition_time_changes_only_with_its_status():
     ready = next(c for c in later["conditions"] if c["type"] == "ControllerReady")
     assert ready["lastTransitionTime"] == "2025-01-01T12:00:00Z"
     assert later == {**first}  # nothing changed: no status write
+
+
+def test_the_back_off_left_is_what_the_status_loop_waits_for():
+    """No event comes when a back-off ends: the operator asks for a pass then, instead of
+    waiting for the next resync (a minute)."""
+    ended = running_pod("Failed", "2025-01-01T11:59:58Z")  # 2 s ago
+    assert backoff_left(search({"controllerRestarts": 2}), ended, NOW, 5) == 18.0  # 5 * 2**2 - 2
+    assert backoff_left(search({}), running_pod("Failed", "2025-01-01T11:00:00Z"), NOW, 5) == 0
+    assert backoff_left(search({}), None, NOW, 5) == 0
+
+
+def test_restarts_in_a_row_start_again_once_a_controller_makes_progress():
+    stuck = {"controllerRestarts": 4, "controllerRestartsInARow": 2, "controllerProgress": 12,
+             "controller": {"trialsCreated": 9, "policyVersion": 3}}
+    assert restarts_in_a_row(stuck) == 2
+    assert restarts_in_a_row({**stuck, "controller": {"trialsCreated": 10, "policyVersion": 3}}) == 0
+    assert restarts_in_a_row({"controllerRestarts": 4}) == 4  # written before the field existed
+
+
+def test_a_controller_that_made_progress_is_replaced_without_a_long_back_off():
+    """Nine kills over a search: a controller that got further than the last one is
+    replaced after the base back-off (5 s), not 5 s * 2**9."""
+    ended = running_pod("Failed", "2025-01-01T11:59:50Z")  # 10 s ago
+    killed = {"controllerRestarts": 9, "controllerRestartsInARow": 9, "controllerProgress": 20}
+    progressed = search({**killed, "controller": {"trialsCreated": 21}})
+    assert controller_pod_action(progressed, "Pending", ended, NOW, backoff_seconds=5) is PodAction.DELETE
+    crash_looping = search({**killed, "controller": {"trialsCreated": 20}})
+    assert controller_pod_action(crash_looping, "Pending", ended, NOW, backoff_seconds=5) is PodAction.NONE
 
 
 @pytest.mark.parametrize(
@@ -373,6 +415,17 @@ def test_index_records():
     )
     assert record.deleting and record.finished_at == "2025-01-01T00:00:00Z"
     assert record.message == "exit code 2: lease lost"
+
+
+def test_a_pod_deleted_after_it_failed_still_counts_as_an_attempt():
+    """`kubectl delete pod` of a running trial pod: the pod fails (SIGTERM) and is gone,
+    the Job counts it and runs another, which succeeds: the Trial ran twice."""
+    rerun = derive_trial_status(trial(), job(active=1), [pod("b", "Running")])
+    done = job(("Complete", "", ""))
+    done["status"].update(failed=1, succeeded=1)
+    status = derive_trial_status({**trial(), "status": rerun}, done,
+                                 [pod("b", "Succeeded", 0, RESULT)])
+    assert status["phase"] == "Succeeded" and status["attempts"] == 2
 
 
 def test_attempts_never_go_back_when_an_evicted_pod_is_deleted():

@@ -29,8 +29,23 @@ SUFFIXES = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-
             "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
             "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
             **{f"{p}i": Decimal(2) ** (10 * (i + 1)) for i, p in enumerate("KMGTPE")}}
-RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?"
-                           r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# What a container may have: the standard resources, hugepages, and extended resources
+# <domain>/<name> outside kubernetes.io.
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+EXTENDED_RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/"
+                               r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                       r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# what an env fieldRef may expose (the Downward API), besides metadata.labels['k'] and
+# metadata.annotations['k']
+FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+               "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
+               "status.podIPs")
+LABELS_FIELD = re.compile(r"^metadata[.](labels|annotations)\['[^']+'\]$")
+EXPOSED_RESOURCES = tuple(f"{kind}.{name}" for kind in ("limits", "requests")
+                          for name in STANDARD_RESOURCES)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIXES = ("NAS_", "KUBERNETES_", "LD_")
 RESERVED_ENV = ("PYTHONPATH", "PYTHONHOME", "HOME", "PYTHONUNBUFFERED")
@@ -93,6 +108,18 @@ def check_image(value: Any) -> None:
                             f"'_', '.' and '-'")
 
 
+def is_container_resource(name: Any) -> bool:
+    return isinstance(name, str) and (
+        name in STANDARD_RESOURCES or name.startswith("hugepages-") or (
+            len(name) <= 253 and bool(EXTENDED_RESOURCE.match(name))
+            and not name.startswith(("kubernetes.io/", "requests."))))
+
+
+def positive_quantity(value: Any) -> bool:
+    amount = parse_quantity(value)
+    return amount is not None and amount > 0
+
+
 def check_resources(resources: Any) -> None:
     if not isinstance(resources, Mapping):
         raise ManifestError(f"spec.trainer.resources must be a mapping of limits and requests "
@@ -111,8 +138,10 @@ def check_resources(resources: Any) -> None:
             raise ManifestError(f"{path} may name at most 16 resources (got {len(values)})")
         amounts[kind] = {}
         for name, value in values.items():
-            if not isinstance(name, str) or len(name) > 253 or not RESOURCE_NAME.match(name):
-                raise ManifestError(f"{path} has a resource name that is not one: {name}")
+            if not is_container_resource(name):
+                raise ManifestError(f"{path}.{name} is not a resource a container can have: cpu, "
+                                    f"memory, ephemeral-storage, hugepages-<size> or an extended "
+                                    f"resource <domain>/<name> such as nvidia.com/gpu")
             amount = parse_quantity(value)
             if amount is None or amount < 0:
                 raise ManifestError(f"{path}.{name} must be a non-negative quantity such as "
@@ -204,11 +233,31 @@ def _check_env_source(source: dict[str, Any], path: str) -> None:
     where = f"{path}.{kind}"
     if kind == "fieldRef":
         ref = _mapping(value, where, ("apiVersion", "fieldPath"), required=("fieldPath",))
+        field_path = _string(ref["fieldPath"], f"{where}.fieldPath", 320)
+        if field_path not in FIELD_PATHS and not LABELS_FIELD.match(field_path):
+            raise ManifestError(f"{where}.fieldPath: spec.trainer.env valueFrom.fieldRef.fieldPath "
+                                f"{field_path} is not a field a pod can expose (metadata.name, "
+                                f"metadata.namespace, metadata.uid, metadata.labels['k'], "
+                                f"metadata.annotations['k'], spec.nodeName, "
+                                f"spec.serviceAccountName, status.hostIP(s), status.podIP(s))")
+        if ref.get("apiVersion", "v1") != "v1":
+            raise ManifestError(f"{where}.apiVersion: Unsupported value: supported values: v1")
     elif kind == "resourceFieldRef":
         ref = _mapping(value, where, ("containerName", "divisor", "resource"),
                        required=("resource",))
-        if "divisor" in ref and parse_quantity(ref["divisor"]) is None:
-            raise ManifestError(f"{where}.divisor must be a quantity (got {ref['divisor']!r})")
+        if "divisor" in ref and not positive_quantity(ref["divisor"]):
+            raise ManifestError(f"{where}.divisor: spec.trainer.env valueFrom.resourceFieldRef."
+                                f"divisor must be a positive quantity such as 1, 1m or 1Mi")
+        resource = _string(ref["resource"], f"{where}.resource", 320)
+        if resource not in EXPOSED_RESOURCES and not re.match(r"^(limits|requests)[.]hugepages-",
+                                                              resource):
+            raise ManifestError(f"{where}.resource: spec.trainer.env valueFrom.resourceFieldRef."
+                                f"resource {resource} must be limits or requests of cpu, memory, "
+                                f"ephemeral-storage or hugepages-*")
+        if ref.get("containerName", "") not in ("", "trainer"):
+            raise ManifestError(f"{where}.containerName: spec.trainer.env valueFrom."
+                                f"resourceFieldRef.containerName must be trainer (the trial "
+                                f"container) or left out")
     else:
         ref = _mapping(value, where, ("name", "key", "optional"), required=("key",))
     for key, text in ref.items():
@@ -245,9 +294,11 @@ def check_volumes(volumes: Any, mounts: Any) -> None:
                         required=("name", "mountPath"))
         _string(item["name"], f"{path}.name", 63, 1)
         mount = _string(item["mountPath"], f"{path}.mountPath", 1024, 1)
-        if not mount.startswith("/") or ".." in mount.split("/") or ":" in mount:
+        parts = mount.split("/")
+        if not mount.startswith("/") or (mount.endswith("/") and mount != "/") or "//" in mount \
+                or "." in parts or ".." in parts or ":" in mount:
             raise ManifestError(f"spec.trainer.volumeMounts mountPath {mount} must be an absolute "
-                                f"path without '..' or ':'")
+                                f"path without '.', '..', '//', ':' or a trailing '/'")
         if mount in ("/", TERMINATION_LOG) or any(mount == d or mount.startswith(d + "/")
                                                    for d in RESERVED_MOUNT_DIRS):
             raise ManifestError(f"spec.trainer.volumeMounts mountPath {mount} is the operator's "
@@ -274,18 +325,26 @@ def _check_volume_source(item: dict[str, Any], path: str) -> None:
         source = _mapping(value, where, ("medium", "sizeLimit"))
         if source.get("medium", "") not in ("", "Memory"):
             raise ManifestError(f"{where}.medium must be \"\" or Memory")
-        if "sizeLimit" in source and parse_quantity(source["sizeLimit"]) is None:
-            raise ManifestError(f"{where}.sizeLimit must be a quantity such as 1Gi")
+        if "sizeLimit" in source and not positive_quantity(source["sizeLimit"]):
+            raise ManifestError(f"{where}.sizeLimit: spec.trainer.volumes emptyDir.sizeLimit must "
+                                f"be a positive quantity such as 1Gi")
     elif kind == "persistentVolumeClaim":
         source = _mapping(value, where, ("claimName", "readOnly"), required=("claimName",))
         check_name(source["claimName"], f"{where}.claimName", "a PersistentVolumeClaim")
     else:
         name_key = "name" if kind == "configMap" else "secretName"
         source = _mapping(value, where, (name_key, "items", "defaultMode", "optional"))
+        if name_key in source:
+            check_name(source[name_key], f"{where}.{name_key}",
+                       "a ConfigMap" if kind == "configMap" else "a Secret")
         for i, entry in enumerate(_list(source.get("items", []), f"{where}.items", 64)):
             entry = _mapping(entry, f"{where}.items[{i}]", ("key", "path", "mode"),
                              required=("key", "path"))
             _relative(entry["path"], f"{where}.items[{i}].path", "items[].path")
+            if not isinstance(entry["key"], str) or not CONFIG_KEY.match(entry["key"]):
+                raise ManifestError(f"{where}.items[{i}].key: spec.trainer.volumes items key "
+                                    f"{entry['key']} is not a ConfigMap or Secret key (letters, "
+                                    f"digits, '-', '_', '.')")
 
 
 TOLERATION_OPERATORS = ("Exists", "Equal")
@@ -302,6 +361,16 @@ def check_tolerations(tolerations: Any) -> None:
         if item.get("effect", "NoSchedule") not in TAINT_EFFECTS:
             raise ManifestError(f"{path}.effect: Unsupported value: {item['effect']!r}: "
                                 f"supported values: {', '.join(TAINT_EFFECTS)}")
+        key = item.get("key", "")
+        if key and (not isinstance(key, str) or len(key) > 317 or not LABEL_KEY.match(key)):
+            raise ManifestError(f"{path}.key: spec.trainer.tolerations key {key} is not a label "
+                                f"key ([prefix/]name: letters, digits, '-', '_', '.')")
+        if item.get("operator") == "Exists" and item.get("value", "") != "":
+            raise ManifestError(f"{path}: spec.trainer.tolerations: a toleration with operator "
+                                f"Exists has no value")
+        if not key and item.get("operator") != "Exists":
+            raise ManifestError(f"{path}: spec.trainer.tolerations: a toleration without a key "
+                                f"must have operator Exists (it then tolerates every taint)")
 
 
 # core/v1 Affinity, as far as the CRD spells it out: the fields of each object (a list of
@@ -323,6 +392,27 @@ AFFINITY = {
     "podAntiAffinity": _POD_AFFINITY,
 }
 _REQUIREMENT = {"key": None, "operator": None, "values": None}
+NODE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+LABEL_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _check_requirement(fields: dict[str, Any], where: str, node: bool) -> None:
+    operators = NODE_OPERATORS if node else LABEL_OPERATORS
+    if fields.get("key") is None or fields.get("operator") is None:
+        raise ManifestError(f"{where}.key and operator are required")
+    operator, values = fields["operator"], fields.get("values") or []
+    if operator not in operators:
+        raise ManifestError(f"{where}.operator: Unsupported value: {operator!r}: supported "
+                            f"values: {', '.join(operators)}")
+    if operator in ("In", "NotIn") and not values:
+        raise ManifestError(f"{where}: spec.trainer.affinity: operator In and NotIn need values")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ManifestError(f"{where}: spec.trainer.affinity: operator Exists and DoesNotExist "
+                            f"take no values")
+    if operator in ("Gt", "Lt") and (len(values) != 1 or not re.match(r"^-?[0-9]+$",
+                                                                       str(values[0]))):
+        raise ManifestError(f"{where}: spec.trainer.affinity: operator Gt and Lt take exactly "
+                            f"one integer value")
 
 
 def check_affinity(value: Any, path: str = "spec.trainer.affinity", shape: Any = None) -> None:
@@ -340,6 +430,14 @@ def check_affinity(value: Any, path: str = "spec.trainer.affinity", shape: Any =
     for i, item in enumerate(_list(items, path, 64)):
         where = f"{path}[{i}]" if isinstance(value, list) else path
         fields = _mapping(item, where, tuple(shape))
+        if shape is _REQUIREMENT:
+            _check_requirement(fields, where, node="nodeAffinity" in path)
+        if "weight" in shape and (isinstance(fields.get("weight"), bool) or not isinstance(
+                fields.get("weight"), int) or not 1 <= fields["weight"] <= 100):
+            raise ManifestError(f"{where}.weight must be an integer in [1, 100]")
+        if "topologyKey" in shape and not fields.get("topologyKey"):
+            raise ManifestError(f"{where}.topologyKey is required: the label of the nodes' "
+                                f"domain, e.g. kubernetes.io/hostname")
         for key, child in fields.items():
             if shape[key] is None:
                 _check_leaf(child, f"{where}.{key}")
@@ -380,14 +478,22 @@ def check_pod_fields(trainer: Mapping[str, Any], search_name: str | None,
             if len(str(key)) > 317:
                 raise ManifestError("spec.trainer.nodeSelector keys must be label keys (at most "
                                     "317 characters)")
-            if isinstance(label, str) and len(label) > 63:
-                raise ManifestError(f"spec.trainer.nodeSelector.{key} must be at most 63 "
-                                    f"characters (a label value)")
+            if not LABEL_KEY.match(str(key)):
+                raise ManifestError(f"spec.trainer.nodeSelector key {key} is not a label key "
+                                    f"([prefix/]name: letters, digits, '-', '_', '.')")
+            if isinstance(label, str) and not LABEL_VALUE.match(label):
+                raise ManifestError(f"spec.trainer.nodeSelector.{key} is not a label value (at "
+                                    f"most 63 letters, digits, '-', '_', '.', starting and ending "
+                                    f"with a letter or digit)")
     for key, what in (("priorityClassName", "a PriorityClass"),
                       ("runtimeClassName", "a RuntimeClass"),
                       ("serviceAccountName", "a ServiceAccount")):
         if has(key):   # "" is none, as in a pod
             check_name(trainer[key], f"spec.trainer.{key}", what, allow_empty=True)
+    if has("priorityClassName") and str(trainer["priorityClassName"]).startswith("system-"):
+        raise ManifestError("spec.trainer.priorityClassName: system-node-critical and "
+                            "system-cluster-critical are for the cluster's own pods "
+                            "(kube-system); use a PriorityClass your admins made for searches")
     if has("serviceAccountName") and search_name and trainer["serviceAccountName"] in (
             f"{search_name}-controller", f"{search_name}-worker"):
         raise ManifestError(f"spec.trainer.serviceAccountName {trainer['serviceAccountName']} is "

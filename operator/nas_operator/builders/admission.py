@@ -56,6 +56,8 @@ OPERATOR_STATUS_FIELDS = (
     "final",
     "controllerPod",
     "controllerRestarts",
+    "controllerRestartsInARow",
+    "controllerProgress",
     "startTime",
     "completionTime",
 )
