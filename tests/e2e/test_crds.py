@@ -80,7 +80,7 @@ def test_defaults_are_filled_in(cluster, crds, namespace):
         ),
         (
             lambda s: s["spec"]["strategy"].update(name="random", tanhConstant=1.5),
-            "and tanhConstant apply only to the RNN controller (reinforce, ppo)",
+            "tanhConstant, preset, riskSeekingQuantile",
         ),
         (
             lambda s: (
