@@ -14,8 +14,10 @@ Policy (per search, like a CronJob's history limits):
   server's event TTL.
 
 The Trials themselves are never touched: their status keeps reward, metrics, reason and
-message. Runs in the status loop's pass (Job mode only), from the kopf indexes: it costs
-no API call while there is nothing to clean.
+message. The status loop's pass (Job mode only) hands each search's cleanup, planned from
+the kopf indexes, to one thread of its own: deleting hundreds of Events takes a while on a
+busy API server, and the search's status must not wait for it. Nothing to clean costs no
+API call.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubernetes.client.rest import ApiException
@@ -118,7 +121,38 @@ class TrialCleanup:
     def __init__(self) -> None:
         self._swept: dict[tuple[str, str], float] = {}
         self._pending: set[tuple[str, str]] = set()  # Jobs went (or Events were left) since
+        self._busy: set[tuple[str, str]] = set()  # searches being cleaned now
         self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup")
+
+    def schedule(
+        self,
+        api: KubeApi,
+        namespace: str,
+        search: str,
+        records: list[TrialRecord],
+        jobs: Mapping[str, bool | None],
+        settings: OperatorSettings,
+    ) -> bool:
+        """Run a pass for this search on the cleanup thread, unless one is running or
+        queued (the next status pass plans again from fresher indexes). True if queued."""
+        key = (namespace, search)
+        with self._lock:
+            if key in self._busy:
+                return False
+            self._busy.add(key)
+
+        def clean() -> None:
+            try:
+                self.run(api, namespace, search, records, jobs, settings)
+            except Exception:  # noqa: BLE001  (the next status pass plans again)
+                log.exception("cleanup of %s/%s failed", namespace, search)
+            finally:
+                with self._lock:
+                    self._busy.discard(key)
+
+        self._worker.submit(clean)
+        return True
 
     def run(
         self,
@@ -138,14 +172,14 @@ class TrialCleanup:
         key = (namespace, search)
         now = time.monotonic()
         with self._lock:
-            if deleted:
-                self._pending.add(key)
             due = key not in self._swept or (
                 key in self._pending and now - self._swept[key] >= EVENT_SWEEP_SECONDS
             )
             if due:
                 self._swept[key] = now
                 self._pending.discard(key)
+            if deleted:  # their Events go in a later sweep, once the indexes show them gone
+                self._pending.add(key)
         if deleted:
             log.info("deleted %d finished trial Jobs of %s/%s", deleted, namespace, search)
         if due and self.sweep_events(api, namespace, search, cleaned_trials(records, jobs)):

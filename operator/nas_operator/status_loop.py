@@ -155,7 +155,7 @@ class StatusLoop:
         for trial in trials_to_repair(records, finished) if finished else []:
             sync_trial(client, namespace, trial, settings)
         if finished:  # Job mode: finished Trials' Jobs, pods and Events go (cleanup.py)
-            CLEANUP.run(client, namespace, name, records, finished, settings)
+            CLEANUP.schedule(client, namespace, name, records, finished, settings)
         metrics.RECONCILE_SECONDS.labels("search_status").observe(time.perf_counter() - started)
         return recheck
 

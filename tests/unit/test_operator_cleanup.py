@@ -4,6 +4,8 @@ and which Job and pod events resync a Trial at all (event_filters.py)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from nas_operator import cleanup
 from nas_operator.cleanup import (
@@ -199,3 +201,42 @@ def test_job_events_that_can_change_the_trial(type_, spec, status, meta, matters
 )
 def test_pod_events_that_can_change_the_trial(type_, status, meta, matters):
     assert pod_event_matters(type_, status, meta) is matters
+
+
+def test_a_search_is_cleaned_on_the_cleanup_thread_one_pass_at_a_time():
+    release, started, passes = threading.Event(), threading.Event(), []
+    cleanup_ = TrialCleanup()
+
+    def slow_run(api, namespace, search, records, jobs, settings):
+        passes.append(search)
+        started.set()
+        release.wait(5)
+
+    cleanup_.run = slow_run
+    settings = OperatorSettings()
+    assert cleanup_.schedule(None, "ns", "s", RECORDS, EVERY_JOB, settings) is True
+    assert started.wait(5)
+    # the status loop's next passes do not wait for it, nor queue a second one meanwhile
+    assert cleanup_.schedule(None, "ns", "s", RECORDS, EVERY_JOB, settings) is False
+    assert cleanup_.schedule(None, "ns", "other", RECORDS, EVERY_JOB, settings) is True
+    release.set()
+    cleanup_._worker.shutdown(wait=True)
+    assert passes == ["s", "other"]
+
+
+def test_the_events_of_jobs_deleted_in_a_sweeping_pass_are_looked_for_in_a_later_sweep(
+    monkeypatch,
+):
+    clock = [1000.0]
+    monkeypatch.setattr(cleanup.time, "monotonic", lambda: clock[0])
+    api = FakeApi([])
+    drop_all = OperatorSettings(successful_trial_jobs_history_limit=0,
+                                failed_trial_jobs_history_limit=0)
+    run = TrialCleanup()
+    # the first pass deletes Jobs; its sweep has no Job-less trial to look for yet
+    run.run(api, "ns", "s", RECORDS, EVERY_JOB, drop_all)
+    assert api.lists == 0 and ("Job", "s-00000") in api.deleted
+    clock[0] += cleanup.EVENT_SWEEP_SECONDS
+    gone = {name: None for name in EVERY_JOB}  # the indexes now show the Jobs gone
+    run.run(api, "ns", "s", RECORDS, gone, drop_all)
+    assert api.lists == 3
