@@ -13,12 +13,25 @@ through the API (`len(json.dumps(obj))`): the top 5 and the ArchitectureSearch's
 before the cluster starts: the same manifest run by `nas run` on this machine (the
 in-process tabular evaluator), so the operator's overhead per trial shows.
 
+With --instant: the operator's own overhead at high concurrency, with trials that cost
+nothing (a shell trainer that writes its result JSON at once, in a custom space of 10^6
+architectures, random strategy). Two searches on the same cluster and operator: the
+reference (--reference-parallelism, default 10 at once, --reference-trials) and the
+measured one (--parallelism, e.g. 1,000 at once, --trials, e.g. 20,000). Per step, p50 /
+p99 / max seconds (step_timeline.py): Trial created -> pod created, pod finished ->
+reward in the Trial's status, reward -> next Trial created; the operator's CPU seconds
+and peak RSS (/proc), the largest object, and the Jobs, Pods and Events left at the end.
+
+    .venv/bin/python benchmarks/operator_scale.py --instant --trials 2000 --parallelism 100
+    .venv/bin/python benchmarks/operator_scale.py --instant --trials 20000 --parallelism 1000
+
 Needs the control-plane binaries (`make binaries`). Everything started is stopped at the
 end, on Ctrl-C and on SIGTERM too.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -27,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +48,11 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-for folder in (REPO_ROOT, REPO_ROOT / "tests" / "e2e"):
+for folder in (REPO_ROOT, REPO_ROOT / "tests" / "e2e", REPO_ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+import step_timeline  # noqa: E402
 from test_operator_fixtures import apply, apply_crds, kube, kubectl  # noqa: E402
 from test_search_e2e_helpers import search, search_path, start_search_operator  # noqa: E402
 from tests.cluster.controlplane import ControlPlane  # noqa: E402
@@ -248,6 +263,280 @@ def run_on_cluster(args, doc: dict[str, Any], plane_box: list) -> dict[str, Any]
     return result
 
 
+# -- instant trials: the operator's overhead per step ---------------------------------------
+
+# The trainer of --instant: writes a result JSON (contract 3) to the termination message at
+# once; the reward varies with the trial index. `$$` is kubelet's escape for `$`.
+INSTANT_TRAINER = ("printf '{\"schema\": \"nas.result/v1\", \"reward\": 0.%03d}' "
+                   "$$(( NAS_TRIAL_INDEX * 7919 % 1000 )) > /dev/termination-log")
+# 6 decisions of 10 choices: 10^6 architectures, so 20,000 random ones are nearly all new
+INSTANT_SPACE = {"name": "custom",
+                 "decisions": [{"name": f"d{i}", "choices": list(range(10))} for i in range(6)]}
+REFERENCE_NAMESPACE = "scale-reference"
+LONG_NAMESPACE = "scale-long"
+STEP_TARGET_SECONDS = 1.0
+RSS_TARGET_MIB = 300
+OBJECT_TARGET_BYTES = 100 * 1024
+# after the end: the status loop looks at a finished search every 60 s, the cleanup sweeps
+# its Events at most every 30 s
+SETTLE_SECONDS = 90
+# the controller pod's lease as in production (the e2e helper's is 3 s, for fast takeovers:
+# on a loaded machine a starved controller then loses it and is replaced mid-search)
+CONTROLLER_LEASE_SECONDS = 15
+
+
+def instant_manifest(name: str, namespace: str, trials: int, parallelism: int) -> dict[str, Any]:
+    """No final training: the search ends with its last trial."""
+    doc = search(name, namespace, INSTANT_SPACE, {"name": "random", "seed": 0},
+                 {"max": trials, "parallelism": parallelism, "timeoutSeconds": 3600,
+                  "maxFailed": max(1, trials // 10)},
+                 trainer={"command": ["sh", "-c", INSTANT_TRAINER]})
+    doc["spec"]["finalTraining"] = {"enabled": False}
+    return doc
+
+
+def controller_pid(search_name: str) -> int | None:
+    """The controller pod's process (the node agent runs it as a local process)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (any(part.endswith(b"nas-controller") for part in cmdline[:2])
+                and f"NAS_SEARCH_NAME={search_name}".encode() in environ):
+            return int(entry.name)
+    return None
+
+
+def count(k, namespace: str, kind: str) -> int:
+    template = dict(RESOURCES)[kind]
+    return len(list_all(k, template.format(ns=namespace)))
+
+
+def run_instant_search(k, cluster, namespace: str, name: str, trials: int, parallelism: int,
+                       pids: dict[str, int], args, stop_after: float | None = None
+                       ) -> dict[str, Any]:
+    """One search of instant trials, watched step by step; returns what the report shows.
+    ``stop_after``: seconds after which it is measured as it stands, finished or not."""
+    timeline = step_timeline.Timeline()
+    stop = threading.Event()
+    step_timeline.watch_namespace(k, namespace, timeline, stop)
+    sampler = step_timeline.ProcessSampler(pids).start()
+    log(f"{name}: {trials} instant trials, {parallelism} at once, in {namespace}")
+    started = time.monotonic()
+    apply(cluster, instant_manifest(name, namespace, trials, parallelism))
+    search_max, last_print, controller, series = 0, 0.0, None, []
+    deadline = started + args.timeout
+    while True:
+        obj = k.get(search_path(namespace, name))
+        now = time.monotonic()
+        search_max = max(search_max, len(json.dumps(obj)))
+        status = obj.get("status") or {}
+        done = status.get("trials") or {}
+        finished = (done.get("succeeded") or 0) + (done.get("failed") or 0)
+        if controller is None and (pid := controller_pid(name)) is not None:
+            controller = pid
+            sampler.pids["controller pod"] = pid
+            sampler.peak_rss_kib["controller pod"] = 0
+            sampler.cpu_start["controller pod"] = step_timeline.cpu_seconds(pid)
+        if status.get("phase") in FINAL:
+            break
+        if stop_after is not None and now - started >= stop_after:
+            log(f"{name}: stopped watching after {stop_after:g} s (--stop-after), "
+                f"{finished}/{trials} done")
+            break
+        if now - last_print >= 30:
+            rss = step_timeline.memory_kib(pids["operator"])[0] / 1024
+            series.append((now - started, finished, len(timeline.trial_created), rss,
+                           len(json.dumps(obj)), os.getloadavg()[0]))
+            log(f"{name}: {finished}/{trials} done, {len(timeline.trial_created)} created, "
+                f"in flight max {timeline.max_in_flight}, live pods max "
+                f"{timeline.max_live_pods}, operator RSS "
+                f"{sampler.peak_rss_kib['operator'] / 1024:.0f} MiB, load "
+                f"{os.getloadavg()[0]:.1f}")
+            last_print = now
+        if now > deadline:
+            stop.set()
+            sampler.stop()
+            raise TimeoutError(f"{name} did not finish in {args.timeout}s ({finished}/{trials})")
+        time.sleep(args.poll)
+    wall = now - started
+    sampler.stop()
+    status = obj["status"]
+    log(f"{name}: {status.get('phase')} after {wall:.1f}s; listing the namespace")
+    sizes, kinds, _ = object_sizes(k, namespace)
+    largest: dict[str, tuple[str, int]] = {}
+    for kind, obj_name, size in sizes:
+        if size > largest.get(kind, ("", -1))[1]:
+            largest[kind] = (obj_name, size)
+    time.sleep(args.settle)
+    settled = {kind: count(k, namespace, kind) for kind in ("Job", "Pod", "Event")}
+    left = collections.Counter(
+        f"{e['involvedObject'].get('kind')} {e.get('reason')}"
+        for e in list_all(k, dict(RESOURCES)["Event"].format(ns=namespace)))
+    stop.set()
+    return {
+        "name": name, "namespace": namespace, "trials": trials, "parallelism": parallelism,
+        "phase": status.get("phase"), "finished": finished,
+        "decision": (status.get("controller") or {}).get("decision"),
+        "counts": status.get("trials") or {}, "wall": wall,
+        "steps": timeline.steps(parallelism), "max_in_flight": timeline.max_in_flight,
+        "max_live_pods": timeline.max_live_pods, "seen": len(timeline.trial_created),
+        "cpu": dict(sampler.cpu), "rss_mib": {n: v / 1024 for n, v in sampler.peak_rss_kib.items()},
+        "largest": largest, "search_max": search_max, "kinds_at_end": kinds,
+        "kinds_settled": settled, "events_left": left.most_common(6), "series": series,
+        "load": os.getloadavg()[0],
+    }
+
+
+def suspend(k, namespace: str, name: str) -> None:
+    """Suspend a search left running (--stop-after) so it stops loading the cluster."""
+    k.request("PATCH", search_path(namespace, name), {"spec": {"suspend": True}},
+              content_type="application/merge-patch+json")
+
+
+def run_instant(args, plane_box: list) -> dict[str, Any]:
+    """The reference search, then (with --long-trials) the long one, then the measured one:
+    each in its own namespace, on one cluster and one operator."""
+    plan = [("reference", REFERENCE_NAMESPACE, args.reference_trials,
+             args.reference_parallelism, None)]
+    if args.long_trials:
+        plan.append(("long", LONG_NAMESPACE, args.long_trials, args.long_parallelism,
+                     args.long_stop_after))
+    plan.append(("scale", args.namespace, args.trials, args.parallelism, args.stop_after))
+    plane = ControlPlane.start()
+    plane_box.append(plane)
+    cluster = plane.cluster
+    log(f"test cluster up in {cluster.startup_seconds['total']:.1f}s; logs in {cluster.run_dir}")
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    k = kube(cluster)
+    namespaces = [namespace for _, namespace, *_ in plan]
+    for namespace in namespaces:
+        create_namespace(k, namespace)
+    apply_crds(cluster)
+    operator = start_search_operator(cluster, namespaces, env={
+        "NAS_OPERATOR_CONTROLLER_COMMAND": json.dumps([
+            "sh", "-c", f"NAS_LEASE_SECONDS={CONTROLLER_LEASE_SECONDS} exec nas-controller"]),
+    })
+    plane_box.append(operator.process)
+    pids = {"operator": operator.process.proc.pid,
+            **{name: proc.pid for name, proc in plane.procs.items()}}
+    log(f"operator running, pid {pids['operator']} (log {operator.process.log_path})")
+    searches = []
+    for name, namespace, trials, parallelism, stop_after in plan:
+        searches.append(run_instant_search(k, cluster, namespace, name, trials, parallelism,
+                                           pids, args, stop_after=stop_after))
+        if searches[-1]["phase"] not in FINAL and name != "scale":
+            suspend(k, namespace, name)
+    _, hwm = step_timeline.memory_kib(pids["operator"])
+    return {"searches": searches, "operator_hwm_mib": hwm / 1024,
+            "run_dir": str(cluster.run_dir), "operator_log": str(operator.process.log_path)}
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def report_instant(args, result: dict[str, Any], load_start: float) -> str:
+    searches = result["searches"]
+    pct = step_timeline.percentile
+    loads = ", ".join(f"{s['load']:.1f} after {s['name']}" for s in searches)
+    head = "| | " + " | ".join(s["name"] for s in searches) + " |"
+    rule = "| --- |" + " ---: |" * len(searches)
+
+    def row(label: str, cell) -> str:
+        return f"| {label} | " + " | ".join(cell(s) for s in searches) + " |"
+
+    def outcome(s: dict[str, Any]) -> str:
+        counts = s["counts"]
+        text = (f"{s['phase']} ({s['decision'] or '-'}): {counts.get('succeeded')} succeeded, "
+                f"{counts.get('failed')} failed")
+        return text if s["phase"] in FINAL else text + "; stopped watching (--stop-after)"
+
+    sizes = " / ".join(f"{s['trials']} trials, {s['parallelism']} at once" for s in searches)
+    lines = [
+        f"## --instant: {sizes} ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"Instant trials (a shell trainer answering at once; custom space of 10^6, random "
+        f"strategy), searches run one after the other on one test cluster and one operator. "
+        f"Machine: {os.cpu_count()} CPUs shared with other users, load average "
+        f"{load_start:.1f} at start, {loads}. Everything (etcd, API server, controller-manager, "
+        f"scheduler, the node agent running every pod as a local process, the operator, the "
+        f"controller pod, this benchmark's watches) shares those CPUs.",
+        "",
+        head, rule,
+        row("trials, at once (spec)", lambda s: f"{s['trials']}, {s['parallelism']}"),
+        row("result", outcome),
+        row("wall time (apply → end, or --stop-after)", lambda s: f"{s['wall']:.1f} s"),
+        row("trials finished", lambda s: str(s["finished"])),
+        row("trials/s", lambda s: f"{s['finished'] / s['wall']:.2f}"),
+        row("Trials in flight, most at once", lambda s: str(s["max_in_flight"])),
+        row("trial pods alive, most at once", lambda s: str(s["max_live_pods"])),
+    ]
+    lines += ["", f"Seconds per step, p50 / p99 / max (target: p99 < {STEP_TARGET_SECONDS:g} s "
+                  "at 1,000 at once); indented rows split the step above them; n: trials seen "
+                  "at both ends:", "",
+              "| step | " + " | ".join(f"{s['name']} p50 / p99 / max (n)" for s in searches)
+              + " |", rule]
+    for step in searches[0]["steps"]:
+        cells = []
+        for s in searches:
+            values = s["steps"][step]
+            cells.append(" / ".join(_seconds(pct(values, q)) for q in (0.5, 0.99, 1.0))
+                         + f" ({len(values)})")
+        label = step.replace("  ", "&nbsp;&nbsp;") if step.startswith(" ") else step
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "CPU seconds of each process during each search, and per finished trial; "
+                  "largest resident memory (sampled every second):", "",
+              "| process | " + " | ".join(f"{s['name']} CPU s (per trial)" for s in searches)
+              + " | peak RSS MiB |", rule + " ---: |"]
+    for proc in searches[-1]["cpu"]:
+        cells = [f"{s['cpu'].get(proc, 0):.1f} "
+                 f"({s['cpu'].get(proc, 0) / max(1, s['finished']) * 1000:.0f} ms)"
+                 for s in searches]
+        peak = max(s["rss_mib"].get(proc, 0) for s in searches)
+        lines.append(f"| {proc} | " + " | ".join(cells) + f" | {peak:.0f} |")
+    hwm = result["operator_hwm_mib"]
+    lines += ["", f"Operator peak RSS over the whole run (VmHWM): {hwm:.0f} MiB (target < "
+                  f"{RSS_TARGET_MIB} MiB: {'met' if hwm < RSS_TARGET_MIB else '**missed**'})."]
+    biggest: dict[str, tuple[str, str, int]] = {}
+    for s in searches:
+        for kind, (name, size) in s["largest"].items():
+            if size > biggest.get(kind, ("", "", -1))[2]:
+                biggest[kind] = (s["name"], name, size)
+    top = max(size for _, _, size in biggest.values())
+    lines += ["", "Largest object of each kind, all searches (`len(json.dumps(obj))` as listed "
+                  f"when each search ended or was stopped; target: none over 100 KiB: "
+                  f"{'met' if top < OBJECT_TARGET_BYTES else '**missed**'}):", "",
+              "| kind | search | name | bytes |", "| --- | --- | --- | ---: |"]
+    for kind, (search_name, name, size) in sorted(biggest.items(), key=lambda kv: -kv[1][2]):
+        lines.append(f"| {kind} | {search_name} | {name} | {size:,} |")
+    lines += ["", head, rule,
+              row("ArchitectureSearch, largest while it ran", lambda s: f"{s['search_max']:,} B")]
+    lines += [row(f"{kind}s when it ended (or was stopped)",
+                  lambda s, kind=kind: str(s["kinds_at_end"].get(kind))) for kind in
+              ("Trial", "Job", "Pod", "Event")]
+    lines += [row(f"{kind}s {args.settle:g} s later", lambda s, kind=kind: str(
+        s["kinds_settled"][kind])) for kind in ("Job", "Pod", "Event")]
+    lines += ["", "(The cleanup keeps the Jobs, with their pods, of the newest 3 succeeded and "
+                  "10 failed trials of each search.)"]
+    for s in searches:
+        lines += ["", f"`{s['name']}` as it went (read every 30 s):", "",
+                  "| seconds | trials finished | Trials created | operator RSS MiB | "
+                  "ArchitectureSearch bytes | load average |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {t:.0f} | {done} | {made} | {rss:.0f} | {size:,} | {load:.1f} |"
+                  for t, done, made, rss, size, load in s["series"]]
+        lines += ["", f"Events left {args.settle:g} s after, most common (involved kind, "
+                      "reason): " + ", ".join(f"{what} {n}" for what, n in s["events_left"])
+                  + "."]
+    lines += ["", f"Logs: {result['run_dir']} (operator: {result['operator_log']}).", ""]
+    return "\n".join(lines)
+
+
 # -- the report ----------------------------------------------------------------------------
 
 def report(args, cluster: dict[str, Any], local: dict[str, Any], load: tuple) -> str:
@@ -316,18 +605,38 @@ def main() -> int:
     parser.add_argument("--mode", choices=["Job", "WarmPool"], default="Job",
                         help="spec.trials.mode: a Job per trial, or warm worker pods")
     parser.add_argument("--namespace", default=NAMESPACE)
+    parser.add_argument("--instant", action="store_true",
+                        help="instant trials: per-step overhead against a reference search")
+    parser.add_argument("--reference-trials", type=int, default=200)
+    parser.add_argument("--reference-parallelism", type=int, default=10)
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
+                        help="--instant: seconds between a search's end and the second count "
+                             "of its Jobs, Pods and Events")
+    parser.add_argument("--long-trials", type=int, default=0,
+                        help="--instant: also a long search of this many trials, between the "
+                             "reference and the measured one")
+    parser.add_argument("--long-parallelism", type=int, default=20)
+    parser.add_argument("--long-stop-after", type=float,
+                        help="seconds after which the long search is measured as it stands "
+                             "(then suspended)")
+    parser.add_argument("--stop-after", type=float,
+                        help="--instant: seconds after which the measured search is measured "
+                             "as it stands, finished or not")
     parser.add_argument("--out", type=Path, help="where the table is written (default "
                         "results/operator_scale.md; results/operator_scale_warmpool.md "
                         "with --mode WarmPool)")
     args = parser.parse_args()
     if args.out is None:
         suffix = "_warmpool" if args.mode == "WarmPool" else ""
+        suffix = "_instant" if args.instant else suffix
         args.out = REPO_ROOT / "benchmarks" / "results" / f"operator_scale{suffix}.md"
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
+    if args.instant:
+        return main_instant(args)
     doc = manifest(args.trials, args.parallelism, args.namespace, args.strategy, args.mode)
     load_start = os.getloadavg()[0]
     log(f"reference: nas run, {args.trials} trials, parallelism {args.parallelism}")
@@ -347,6 +656,25 @@ def main() -> int:
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("# Operator at scale (`benchmarks/operator_scale.py`)\n\n" + text)
+    log(f"written to {args.out}")
+    return 0
+
+
+def main_instant(args) -> int:
+    load_start = os.getloadavg()[0]
+    started: list = []
+    try:
+        result = run_instant(args, started)
+    finally:
+        for thing in reversed(started):
+            thing.stop()
+        if started:
+            log("operator and control plane stopped")
+    text = report_instant(args, result, load_start)
+    print("\n" + text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("# Operator at scale, instant trials (`benchmarks/operator_scale.py "
+                        "--instant`)\n\n" + text)
     log(f"written to {args.out}")
     return 0
 
