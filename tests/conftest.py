@@ -100,6 +100,19 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 
 
 @pytest.fixture
+def host_dir(cluster: Cluster) -> Path:
+    """A fresh folder on the host that pods of any user can write and later attempts read
+    (tmp_path is not: the operator gives every pod its own /tmp)."""
+    from tests.cluster.pod_runtime import shared_host_dir
+
+    folder = shared_host_dir(Path(cluster.run_dir)) / uuid.uuid4().hex[:8]
+    folder.mkdir(parents=True)
+    for path in (folder, folder.parent):
+        path.chmod(0o777)
+    return folder
+
+
+@pytest.fixture
 def pod_log(cluster: Cluster) -> Callable[..., str]:
     return cluster.pod_log
 

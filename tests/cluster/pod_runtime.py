@@ -350,7 +350,7 @@ class PodWorker:
             "gid": gid,
             "mounts": mounts,
             "start_error_file": str(start_error),
-            "traverse": image_paths(),
+            "traverse": image_paths() + [str(shared_host_dir(self.rt.run_dir))],
         }
         (cdir / "launch.json").write_text(json.dumps(launch, indent=1))
         log_path = container_log_path(self.rt.run_dir, self.namespace, self.name, name)
@@ -536,3 +536,9 @@ def image_paths() -> list[str]:
     and sources) and the interpreter the virtualenv was made from."""
     return sorted({str(REPO_ROOT), sys.prefix, sys.base_prefix,
                    os.path.dirname(os.path.realpath(sys.executable))})
+
+
+def shared_host_dir(run_dir: Path) -> Path:
+    """A folder of the host that every container sees and may write, whatever its user:
+    where tests leave marks a later attempt of a pod reads (pods have their own /tmp)."""
+    return run_dir / "host"

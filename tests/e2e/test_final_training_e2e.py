@@ -165,9 +165,9 @@ def test_operator_killed_during_the_final_training_runs_it_once(cluster, operato
 
 
 def test_suspend_pauses_the_final_training_and_resume_finishes_it(
-    cluster, operator, namespace, tmp_path
+    cluster, operator, namespace, host_dir
 ):
-    once = str(tmp_path / "final-started")
+    once = str(host_dir / "final-started")
     start_final_training(cluster, namespace, "paused", placeholder_trainer(60, once))
     set_suspend(cluster, namespace, "paused", True)
     suspended = wait_for(

@@ -149,8 +149,8 @@ def test_permanent_error_fails_the_trial_without_retry(cluster, operator, namesp
     )
 
 
-def test_retryable_failure_then_success_counts_two_attempts(cluster, operator, namespace, tmp_path):
-    flag = tmp_path / "first-attempt-done"
+def test_retryable_failure_then_success_counts_two_attempts(cluster, operator, namespace, host_dir):
+    flag = host_dir / "first-attempt-done"
     search = create_search(
         cluster, namespace, "flaky", command=result_command(reward=0.5, fail_first=str(flag))
     )
