@@ -34,7 +34,7 @@ def test_controller_killed_five_times_loses_and_repeats_no_trial(cluster, search
     print(f"\nseed {seed}: killing the controller once {kill_at} trials exist")
     started = time.monotonic()
     apply(cluster, search("killed", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
-                          {"name": "reinforce", "seed": 2},
+                          {"name": "reinforce", "seed": 2, "preset": "paper"},
                           {"max": MAX_TRIALS, "parallelism": 3, "timeoutSeconds": 120}))
     killed = []
     for kill, target in enumerate(kill_at):
@@ -64,7 +64,8 @@ def test_controller_killed_five_times_loses_and_repeats_no_trial(cluster, search
     recorded = [r["policy_version"] for r in sorted(report.records, key=lambda r: r["index"])]
     assert recorded == versions
     strategy, loop = report.checkpoint["strategy"], report.checkpoint["loop"]
-    # batch size 1: one update per tell, so every result was told exactly once
+    # the paper's settings, batch size 1: one update per tell, so every result was told
+    # exactly once
     assert strategy["policy_version"] == MAX_TRIALS + loop["known_proposals"]
     assert report.epoch == KILLS + 1 and status["controller"]["epoch"] == report.epoch
     print(f"killed at {killed} trials; search finished in {seconds:.1f}s, "
