@@ -38,19 +38,19 @@ CONFLICT_RETRIES = 3
 
 def _create_job(
     api: KubeApi, trial: dict[str, Any], search: dict[str, Any] | None, settings: OperatorSettings
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, bool]:
+    """(the Job, whether this call made it); (None, False) without a search."""
     spec = trial["spec"]
     if search is None:
-        return None
+        return None, False
     run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
     if warning:
         events.warning(trial, "TrainerSnapshotMissing", warning)
     # No Event for the Job: status.jobName says it, and one Event per trial outcome is
     # enough at 20,000 trials (the Job controller adds its own).
-    job, _ = api.create(
+    return api.create(
         build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend")))
     )
-    return job
 
 
 def _duration(status: dict[str, Any]) -> float | None:
@@ -88,6 +88,7 @@ def sync_trial(
         if old.get("phase") in FINISHED:
             return old
         job = api.get("batch/v1", "Job", namespace, job_name(name))
+        made = False  # a Job made just now has no pods yet: no need to list them
         if job is None and not old.get("jobName"):
             search = api.get(
                 API_VERSION, SEARCH_KIND, namespace, trial["spec"]["searchName"]
@@ -95,7 +96,7 @@ def sync_trial(
             if search is not None and trials_mode(search) == MODE_WARM_POOL:
                 return old  # no Job: the warm pool (warm_pool_sync.py) runs this Trial
             try:
-                job = _create_job(api, trial, search, settings)
+                job, made = _create_job(api, trial, search, settings)
             except Refused as err:
                 return _refused(api, trial, search, old, err)
             if job is None:
@@ -106,7 +107,11 @@ def sync_trial(
                     "message": f"ArchitectureSearch {trial['spec']['searchName']} does not exist",
                 }
                 return write_trial_status(api, trial, old, new)
-        pods = api.list("v1", "Pod", namespace, f"{LABEL_TRIAL}={name}") if job is not None else []
+        pods = (
+            api.list("v1", "Pod", namespace, f"{LABEL_TRIAL}={name}")
+            if job is not None and not made
+            else []
+        )
         new = derive_trial_status(trial, job, pods)
         try:
             return write_trial_status(api, trial, old, new)

@@ -52,6 +52,7 @@ def trial_event(
         event["type"] == "DELETED"
         or status.get("phase") in FINISHED
         or (namespace, name) in trial_jobs
+        or status.get("jobName")  # its Job is made: its Job's and pods' events follow it
     ):
         return
     if MODE_WARM_POOL in searches.get((namespace, search_name), []):
