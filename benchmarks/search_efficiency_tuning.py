@@ -111,13 +111,21 @@ CONFIGS: dict[str, list[tuple[str, str, dict[str, Any], int]]] = {
         ("P cand64", P, {"candidateSamples": 64}, 200),
     ],
     # Issue 11, second round: the larger candidate pools and the priority queue won the
-    # first; their combinations.
+    # first; the priority queue made the old settings' policy collapse (runs stopped,
+    # proposing only known architectures), so every row bounds the logits (tanh 1.5).
+    # "T" = the tuned preset as committed (cand256, pq10, tanh 1.5).
     "issue11b": [
-        ("R cand256+pq10", R, {"candidateSamples": 256, "priorityQueueSize": 10}, 200),
-        ("R cand256+pq25", R, {"candidateSamples": 256, "priorityQueueSize": 25}, 200),
-        ("R cand1024", R, {"candidateSamples": 1024}, 200),
-        ("R cand1024+pq10", R, {"candidateSamples": 1024, "priorityQueueSize": 10}, 200),
-        ("P cand256+pq10", P, {"candidateSamples": 256, "priorityQueueSize": 10}, 200),
+        ("R T", R, {}, 200),
+        ("R T-pq", R, {"priorityQueueSize": 0}, 200),
+        ("R T+all", R, {"learnFrom": "all"}, 200),
+        ("R T cand1024", R, {"candidateSamples": 1024}, 200),
+        ("R T pq25", R, {"priorityQueueSize": 25}, 200),
+        ("P T", P, {}, 200),
+    ],
+    # Issue 11, third round: the two best of the second on the table it did not reach.
+    "issue11c": [
+        ("R T", R, {}, 200),
+        ("R T+all", R, {"learnFrom": "all"}, 200),
     ],
 }
 

@@ -198,8 +198,8 @@ def test_rank_reward_normalization_advantages_and_resume(tiny: Table) -> None:
     assert _centred_rank(1.0, [1.0, 2.0, 3.0]) == -1.0
     assert _centred_rank(2.0, [1.0, 2.0, 2.0, 3.0]) == 0.0
     assert _centred_rank(5.0, [5.0]) == 0.0
-    settings = {"rewardNormalization": "rank", "batchSize": 2, "hiddenSize": 8,
-                "lstmLayers": 1, "baselineDecay": 0.5}
+    settings = {"preset": "paper", "rewardNormalization": "rank", "batchSize": 2,
+                "hiddenSize": 8, "lstmLayers": 1, "baselineDecay": 0.5}
     a = make_strategy("reinforce", tiny.space, 3, **settings)
     assert a.rank_window() == 4
     for _ in range(5):

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..architecture import Architecture
 from ..spaces.base import MAX_DRAWS, SearchSpace
@@ -27,6 +28,7 @@ REPLAY_WINDOW = 128
 # candidateSamples: the predictor is used once this many results were told (before, the
 # policy's own draws are proposed).
 SURROGATE_STARTUP = 10
+GUIDED_POOLS = 4
 
 
 class PolicyGradientStrategy(Strategy):
@@ -99,8 +101,11 @@ class PolicyGradientStrategy(Strategy):
 
     # --- ask / tell -----------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Architecture]:
-        if self.candidate_samples > 1 and len(self.history) >= SURROGATE_STARTUP:
-            return self._ask_guided(n)
+        if self.candidate_samples > 1:
+            # Hundreds of draws make numpy's matrix products big enough for OpenBLAS to
+            # start its threads, which on a busy machine cost ~5x the CPU time (measured).
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._ask_guided(n)
         return self._ask_policy(n)
 
     def _ask_policy(self, n: int) -> list[Architecture]:
@@ -121,34 +126,52 @@ class PolicyGradientStrategy(Strategy):
         return asked
 
     def _ask_guided(self, n: int) -> list[Architecture]:
-        """The unseen policy draws the predictor scores best, one Thompson draw each."""
-        surrogate = LinearThompsonSurrogate(
-            self.policy.sizes, np.array([t for t, _, _, _ in self.history], dtype=np.int64),
-            [r for _, r, _, _ in self.history])
-        tokens, log_prob = self.sampler.sample(self.candidate_samples, self.rng)
+        """The unseen policy draws the predictor scores best, one Thompson draw each
+        (before SURROGATE_STARTUP results, the first unseen draw). When every draw of a
+        pool is known, another pool is drawn (GUIDED_POOLS in all) before the policy's own
+        draw is proposed as it comes."""
+        surrogate = None
+        if len(self.history) >= SURROGATE_STARTUP:
+            surrogate = LinearThompsonSurrogate(
+                self.policy.sizes,
+                np.array([t for t, _, _, _ in self.history], dtype=np.int64),
+                [r for _, r, _, _ in self.history])
         seen_tokens = {t for t, _, _, _ in self.history}
         seen_hashes = {h for _, _, _, h in self.history}
         asked: list[Architecture] = []
-        for _ in range(n):
-            scores = surrogate.score(tokens, surrogate.sample_weights(self.rng))
-            for index in np.argsort(-scores, kind="stable").tolist():
-                row = tuple(tokens[index].tolist())
-                if row in seen_tokens:
-                    continue
-                seen_tokens.add(row)
-                try:
-                    arch = self.space.from_tokens(row)
-                except ValueError:
-                    continue
-                if arch.hash in seen_hashes:
-                    continue
-                seen_hashes.add(arch.hash)
-                asked.append(arch.with_meta(log_prob=float(log_prob[index]),
-                                            policy_version=self.policy_version))
-                break
-            else:  # every candidate is known: the policy's own draw
+        tokens, log_prob = self.sampler.sample(self.candidate_samples, self.rng)
+        pools = 1
+        while len(asked) < n:
+            scores = (np.zeros(len(tokens)) if surrogate is None
+                      else surrogate.score(tokens, surrogate.sample_weights(self.rng)))
+            arch = self._best_unseen(tokens, log_prob, scores, seen_tokens, seen_hashes)
+            if arch is not None:
+                asked.append(arch)
+            elif pools < GUIDED_POOLS:
+                tokens, log_prob = self.sampler.sample(self.candidate_samples, self.rng)
+                pools += 1
+            else:
                 asked += self._ask_policy(1)
         return asked
+
+    def _best_unseen(self, tokens: np.ndarray, log_prob: np.ndarray, scores: np.ndarray,
+                     seen_tokens: set[tuple[int, ...]], seen_hashes: set[str]
+                     ) -> Architecture | None:
+        for index in np.argsort(-scores, kind="stable").tolist():
+            row = tuple(tokens[index].tolist())
+            if row in seen_tokens:
+                continue
+            seen_tokens.add(row)
+            try:
+                arch = self.space.from_tokens(row)
+            except ValueError:  # an invalid corner of the space
+                continue
+            if arch.hash in seen_hashes:
+                continue
+            seen_hashes.add(arch.hash)
+            return arch.with_meta(log_prob=float(log_prob[index]),
+                                  policy_version=self.policy_version)
+        return None
 
     def tell(self, arch: Architecture, reward: float) -> None:
         sampled_log_prob = arch.meta.get("log_prob")

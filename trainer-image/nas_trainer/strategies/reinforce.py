@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESETS["tuned"] = {**PRESETS["paper"], **dict(
     learning_rate=3e-2, batch_size=4, reward_normalization="rank", entropy_weight=0.3,
-    candidate_samples=64)}
+    tanh_constant=1.5, candidate_samples=256, priority_queue_size=10, learn_from="all")}
 
 
 class ReinforceStrategy(PolicyGradientStrategy):
