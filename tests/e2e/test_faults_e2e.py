@@ -210,6 +210,26 @@ def assert_invariants(cluster, namespace: str, name: str, sampler: CheckpointSam
 
 # -- the faults --------------------------------------------------------------------------
 
+@pytest.mark.pod_security("privileged")  # a plain sh pod, no security context
+def test_a_pod_that_ends_while_the_api_server_is_down_is_reported_once_it_is_back(
+        cluster, namespace):
+    """The harness itself: kubelet's status manager retries a pod's terminal status until
+    the API server has it, and so must the test node agent (else the pod stays Running
+    and its Job never finishes)."""
+    apply(cluster, {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "short", "namespace": namespace},
+                    "spec": {"restartPolicy": "Never", "containers": [
+                        {"name": "main", "image": "busybox", "command": ["sh", "-c", "sleep 3"]}]}})
+    path = f"/api/v1/namespaces/{namespace}/pods/short"
+
+    def phase() -> str:
+        return ((kube(cluster).get_or_none(path) or {}).get("status") or {}).get("phase", "")
+
+    wait_for(lambda: phase() == "Running", "the pod to run", timeout=60, interval=0.1)
+    cluster.restart_api_server_and_etcd(down_seconds=6.0)  # it ends while nobody listens
+    wait_for(lambda: phase() == "Succeeded", "the pod's final status", timeout=60)
+
+
 def test_api_server_and_etcd_restarted_mid_search(cluster, search_operator, namespace, rng,
                                                   request):
     name, max_trials = "apidown", 30
