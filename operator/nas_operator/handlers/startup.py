@@ -18,6 +18,8 @@ from ..k8s import api
 from ..names import GROUP, LABEL_MANAGED_BY, MANAGED_BY
 from ..status_loop import LOOP
 
+SYNC_HANDLER_THREADS = 24
+
 
 class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     """kopf's last-handled-configuration annotation, holding a digest of the spec instead
@@ -56,6 +58,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # given on the command line: no cluster-wide list/watch of CRDs and namespaces needed.
     # https://kopf.readthedocs.io/en/stable/scopes/ (ScanningSettings.disabled)
     settings.scanning.disabled = True
+    # A trial's sync handler spends its time waiting for the API server (a few requests in
+    # a row): with many trials at once, kopf's default pool (CPUs + 4 threads) becomes the
+    # queue. https://kopf.readthedocs.io/en/stable/configuration/#synchronous-handlers
+    settings.execution.max_workers = SYNC_HANDLER_THREADS
     # Server-side label selectors: watch only the pods and Jobs the operator made, not
     # every pod of the cluster. kopf.OperatorSettings.watching.label_selectors (kopf>=1.40)
     for resource in (("v1", "pods"), ("batch", "v1", "jobs")):
