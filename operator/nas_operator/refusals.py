@@ -16,6 +16,10 @@ from kubernetes.client.rest import ApiException
 
 PERMANENT_STATUSES = frozenset({400, 403, 413, 422})
 MESSAGE_LIMIT = 900  # a condition's or an Event's message stays readable
+# A ValidatingAdmissionPolicy the API server cannot configure yet refuses every request it
+# matches with these words (422): for up to a minute after an API server restart its
+# paramKind's resource is not yet discovered. The server is not ready; the object is fine.
+POLICY_NOT_READY = ("failed to configure policy", "failed to configure binding")
 
 
 def server_message(err: ApiException) -> str:
@@ -35,7 +39,11 @@ def server_message(err: ApiException) -> str:
 
 def is_permanent(err: BaseException) -> bool:
     """The server refused what was sent: sending it again gets the same answer."""
-    return isinstance(err, ApiException) and err.status in PERMANENT_STATUSES
+    return (
+        isinstance(err, ApiException)
+        and err.status in PERMANENT_STATUSES
+        and not any(words in server_message(err) for words in POLICY_NOT_READY)
+    )
 
 
 class Refused(ApiException):

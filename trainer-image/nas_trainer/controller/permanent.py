@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from nas_trainer.controller.retry import policy_not_ready
 from nas_trainer.manifest import ManifestError, SearchManifest, parse_search
 from nas_trainer.preflight import trainer_problem
 
@@ -77,7 +78,11 @@ def server_message(err: ApiException) -> str:
 
 def is_refusal(err: BaseException) -> bool:
     """The server said no to this object (the same body gets the same answer)."""
-    return isinstance(err, ApiException) and err.status in REFUSED_STATUSES
+    return (
+        isinstance(err, ApiException)
+        and err.status in REFUSED_STATUSES
+        and not policy_not_ready(err)  # the server not ready yet: retried
+    )
 
 
 def check_spec(document: dict[str, Any]) -> SearchManifest:

@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A ValidatingAdmissionPolicy the API server cannot configure yet refuses every request it
+# matches with these words (422): for up to a minute after an API server restart its
+# paramKind's resource is not yet discovered. The server is not ready; the request is fine.
+POLICY_NOT_READY = ("failed to configure policy", "failed to configure binding")
 
 
 class Backoff:
@@ -36,8 +40,14 @@ class Backoff:
 def is_transient(err: BaseException) -> bool:
     """An error worth retrying: the server is away or overloaded, not saying no."""
     if isinstance(err, ApiException):
-        return err.status in TRANSIENT_STATUSES or not err.status
+        return err.status in TRANSIENT_STATUSES or not err.status or policy_not_ready(err)
     return isinstance(err, (HTTPError, ConnectionError, TimeoutError))
+
+
+def policy_not_ready(err: ApiException) -> bool:
+    """The API server refused because an admission policy is not configured yet."""
+    body = err.body if isinstance(err.body, str) else (err.body or b"").decode(errors="replace")
+    return any(words in body for words in POLICY_NOT_READY)
 
 
 def retrying(call: Callable[[], T], what: str, check: Callable[[], None] | None = None,
