@@ -15,6 +15,7 @@ from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     crds,
     search,
     search_operator,
+    start_search_operator,
     trials_of,
     wait_final,
 )
@@ -100,8 +101,19 @@ def test_time_from_apply_to_first_trial_pod(cluster, search_operator, namespace,
             reporter.write_line(line)
 
 
+@pytest.fixture
+def operator_keeping_jobs(cluster, crds, namespace):
+    """The search operator with every finished Job kept (no history limits), so each
+    Trial's one Job and one pod can be counted at the end."""
+    keep = {"NAS_OPERATOR_SUCCESSFUL_TRIAL_JOBS_HISTORY_LIMIT": "none",
+            "NAS_OPERATOR_FAILED_TRIAL_JOBS_HISTORY_LIMIT": "none"}
+    controller_operator = start_search_operator(cluster, [namespace], env=keep)
+    yield controller_operator
+    controller_operator.process.stop()
+
+
 def test_operator_killed_mid_search_resumes_and_creates_nothing_twice(
-    cluster, search_operator, namespace
+    cluster, operator_keeping_jobs, namespace
 ):
     total = 16
     apply(
@@ -126,7 +138,7 @@ def test_operator_killed_mid_search_resumes_and_creates_nothing_twice(
         timeout=300,
         interval=0.5,
     )
-    operator = search_operator.process
+    operator = operator_keeping_jobs.process
     operator.stop(signal.SIGKILL)  # no cleanup, no goodbye
     time.sleep(5)  # the controller keeps proposing; nobody runs or records its Trials
     created_while_down = len(trials_of(cluster, namespace, "steady"))
