@@ -1,13 +1,15 @@
 """Search efficiency: how fast each strategy finds good architectures on tabular benchmarks.
 
     PYTHONPATH=trainer-image python benchmarks/search_efficiency.py            # full run
-    PYTHONPATH=trainer-image python benchmarks/search_efficiency.py --quick    # < 2 min, 2 cores
+    PYTHONPATH=trainer-image python benchmarks/search_efficiency.py --quick
     PYTHONPATH=trainer-image python benchmarks/search_efficiency.py --table my.json --seeds 50
 
-The full run is 4,500 runs: 9 NAS-Bench-Graph datasets x 5 strategies x 100 seeds to 1,000
-evaluations, tpe to 200 (see below); about 5,800 CPU-seconds, measured 352 s wall on a
-16-core machine (--workers 16). --quick: cora and proteins, 20 seeds to 200 evaluations,
-tpe 10 seeds to 100 (about 90 CPU-seconds).
+The full run is 9 NAS-Bench-Graph datasets x 8 rows (the 5 strategies and the variants
+below) x 100 seeds to 1,000 evaluations, tpe to 200. Before issue 11 (5 rows, reinforce and
+ppo without their predictor and replay) it took about 5,800 CPU-seconds (352 s wall on 16
+cores); with their tuned defaults reinforce and ppo cost about 8 and 19 CPU-ms per
+evaluation over the first 200 on the 2-core development machine, so plan for several times
+that. --quick: cora and proteins, 20 seeds to 200 evaluations, tpe 10 seeds to 100.
 
 Every (table, strategy, seed) is one search run: a fresh strategy (`make_strategy(name,
 space, seed, **settings)`) asks architectures and is told their table reward, as in the
