@@ -49,14 +49,7 @@ FINAL_TIMEOUT = 600
 @pytest.fixture
 def rng(request) -> random.Random:
     """This test's random moments: the session's seed and the test's name."""
-    line = f"fault seed {SEED} (replay: NAS_FAULT_SEED={SEED}) for {request.node.name}"
-    print(f"\n{line}")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("")
-            reporter.write_line(line)
+    say(request, f"\nfault seed {SEED} (replay: NAS_FAULT_SEED={SEED}) for {request.node.name}")
     return random.Random(f"{SEED}:{request.node.originalname}")
 
 
@@ -90,9 +83,12 @@ def moments(rng: random.Random, count: int, max_trials: int) -> list[int]:
 
 
 def wait_trials(cluster, namespace: str, name: str, at_least: int) -> int:
-    return wait_for(lambda: trial_count(cluster, namespace, name) >= at_least and
-                    trial_count(cluster, namespace, name),
-                    f"{at_least} trials of {name}", timeout=300, interval=0.2)
+    """Waits until ``at_least`` Trials exist; how many there are then."""
+    def enough() -> int:
+        count = trial_count(cluster, namespace, name)
+        return count if count >= at_least else 0
+
+    return wait_for(enough, f"{at_least} trials of {name}", timeout=300, interval=0.2)
 
 
 # -- the checkpoint, sampled while the search runs ---------------------------------------
