@@ -2,7 +2,8 @@
 the real operator, controller pod and trainer pods (trials are table look-ups, so a
 search takes tens of seconds):
 
-- the API server and etcd killed and started again;
+- the API server and etcd killed and started again (with the scheduler and controller
+  manager, as when a control-plane node reboots);
 - a node lost: its agent killed (its pods die with it) and the Node deleted, as a cloud
   node controller does; the pod garbage collector then removes its pods;
 - the operator SIGKILLed and started again 5 times;
