@@ -100,7 +100,9 @@ def test_a_second_controller_waits_for_the_lease_and_writes_nothing(cluster, sea
                                                                      tmp_path):
     apply(cluster, search("leased", namespace, {"name": "nas-bench-graph", "options": {"dataset": "cora"}},
                           {"name": "reinforce", "seed": 6},
-                          {"max": 8, "parallelism": 2, "timeoutSeconds": 120}))
+                          # one trial at a time: the search outlasts the second controller's
+                          # start (it checks the spec first, as nas validate does)
+                          {"max": 24, "parallelism": 1, "timeoutSeconds": 120}))
     wait_for(lambda: _epoch(cluster, namespace, "leased") == 1, "the controller pod to take over",
              timeout=300)
     # the same program on this machine, with admin credentials and the same volume
@@ -123,7 +125,7 @@ def test_a_second_controller_waits_for_the_lease_and_writes_nothing(cluster, sea
             second.kill()
     final = wait_final(cluster, namespace, "leased", timeout=600)
     assert final["status"]["controller"]["decision"] == "MaxTrialsReached"
-    report, _ = assert_volume_agrees_with_trials(cluster, namespace, "leased", 8)
+    report, _ = assert_volume_agrees_with_trials(cluster, namespace, "leased", 24)
     assert report.epoch == 1
     assert "intruder" not in (volume_of(cluster, namespace, "leased") / "checkpoint" / "epoch").read_text()
 
