@@ -46,6 +46,9 @@ finished thousands of trials while cleanup was off is cleaned over a few passes.
 EVENT_DELETES_PER_SWEEP = 2000
 """Events deleted in one sweep at most (about five per trial: 1,000 trials at once finish
 a few hundred trials between two sweeps)."""
+DELETE_THREADS = 4
+"""Deletes in flight at once: each waits on the API server, and one at a time (~10/s on a
+loaded machine) fell behind a search finishing 3 trials/s (a Job and ~5 Events each)."""
 EVENT_SWEEP_SECONDS = 30.0
 """How often a search's stale Events are looked for at most (one list per kind)."""
 EVENT_KINDS = ("Job", "Pod", TRIAL_KIND)
@@ -124,6 +127,7 @@ class TrialCleanup:
         self._busy: set[tuple[str, str]] = set()  # searches being cleaned now
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup")
+        self._deleters = ThreadPoolExecutor(DELETE_THREADS, thread_name_prefix="cleanup-delete")
 
     def schedule(
         self,
@@ -165,10 +169,10 @@ class TrialCleanup:
     ) -> None:
         """One pass for one search (Job mode): delete Jobs beyond the history limits, then,
         at most every EVENT_SWEEP_SECONDS and only after Jobs went, their stale Events."""
-        deleted = 0
-        for name in jobs_to_delete(records, jobs, RetentionPolicy.of(settings)):
-            if api.delete("batch/v1", "Job", namespace, name):
-                deleted += 1
+        doomed = jobs_to_delete(records, jobs, RetentionPolicy.of(settings))
+        deleted = sum(
+            self._deleters.map(lambda name: api.delete("batch/v1", "Job", namespace, name), doomed)
+        )
         key = (namespace, search)
         now = time.monotonic()
         with self._lock:
@@ -186,8 +190,7 @@ class TrialCleanup:
             with self._lock:
                 self._pending.add(key)  # look again: more may have come, or been left
 
-    @staticmethod
-    def sweep_events(api: KubeApi, namespace: str, search: str, cleaned: set[str]) -> int:
+    def sweep_events(self, api: KubeApi, namespace: str, search: str, cleaned: set[str]) -> int:
         """Delete the Events about the Jobs, pods and (Normal) Trials of ``cleaned``."""
         if not cleaned:
             return 0
@@ -196,12 +199,15 @@ class TrialCleanup:
             for event in api.list("v1", "Event", namespace, "", f"involvedObject.kind={kind}"):
                 if trial_of_event(event) in cleaned:
                     stale.append(event["metadata"]["name"])
-        gone = 0
-        for name in stale[:EVENT_DELETES_PER_SWEEP]:
+
+        def delete(name: str) -> bool:
             try:
-                gone += api.delete("v1", "Event", namespace, name)
+                return api.delete("v1", "Event", namespace, name)
             except ApiException as err:  # an Event is not worth failing the pass
                 log.warning("could not delete event %s/%s: %s", namespace, name, err)
+                return False
+
+        gone = sum(self._deleters.map(delete, stale[:EVENT_DELETES_PER_SWEEP]))
         if gone:
             log.info("deleted %d stale Events of %s/%s", gone, namespace, search)
         return gone

@@ -121,8 +121,8 @@ def test_a_pass_deletes_old_jobs_then_the_events_of_trials_whose_job_is_gone():
                                 failed_trial_jobs_history_limit=3)
     TrialCleanup().run(api, "ns", "s", RECORDS, jobs, settings)
     assert api.deleted[0] == ("Job", "s-00002")  # the 4th newest succeeded
-    assert [name for kind, name in api.deleted if kind == "Event"] == [
-        "s-00000.job", "s-00000-abcde.pod", "s-00000.trial"]
+    assert {name for kind, name in api.deleted if kind == "Event"} == {
+        "s-00000.job", "s-00000-abcde.pod", "s-00000.trial"}
 
 
 def test_events_are_listed_again_only_after_jobs_went_and_not_more_often_than_the_interval(
