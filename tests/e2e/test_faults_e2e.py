@@ -346,8 +346,11 @@ def test_trial_pods_deleted_while_running(cluster, search_operator, namespace, r
 
 def test_controller_killed_at_ten_random_moments(cluster, search_operator, namespace, rng,
                                                  request):
-    name, max_trials, kills = "ctlkilled", 40, 10
-    strikes = moments(rng, kills, max_trials - 3)  # leaves the last controller work to do
+    name, max_trials, kills = "ctlkilled", 80, 10
+    # strikes in the first half: each replacement waits out its predecessor's lease while
+    # the trials in flight finish, and a controller may create several trials before its
+    # kill lands; the second half leaves every kill a controller that still has work
+    strikes = moments(rng, kills, max_trials // 2)
     delays = [round(rng.uniform(0.0, 1.5), 2) for _ in strikes]
     say(request, f"SIGKILLing the controller once {strikes} trials exist, {delays} s later")
     started = time.monotonic()
