@@ -406,3 +406,17 @@ def test_entropy_weight_halves_every_half_life():
     assert strategy.current_entropy_weight == pytest.approx(0.2)
     told(strategy, [0.5] * 8)
     assert strategy.current_entropy_weight == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("preset", ["tuned", "paper"])
+def test_the_reported_baseline_is_the_ema_of_told_rewards_whatever_the_preset(preset):
+    # the controller exports it (nas_controller_policy_baseline); the dashboards plot it
+    strategy = make_strategy("reinforce", one_step_space(), seed=0, preset=preset,
+                             batchSize=1, baselineDecay=0.5)
+    rewards = [0.2, 0.6, 0.4]
+    for reward in rewards:
+        strategy.tell(strategy.ask(1)[0], reward)
+    expected = rewards[0]
+    for reward in rewards:
+        expected = 0.5 * expected + 0.5 * reward
+    assert strategy.metrics()["baseline"] == pytest.approx(expected)

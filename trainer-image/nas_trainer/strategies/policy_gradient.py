@@ -182,6 +182,9 @@ class PolicyGradientStrategy(Strategy):
         if len(self.buffer) >= self.batch_size:
             batch, self.buffer = self.buffer, []
             if self.learn_from == "all":
+                # the baseline is not learned against here, but it is what the controller
+                # reports of the rewards (nas_controller_policy_baseline)
+                self._fold_into_baseline([reward for _, reward, _ in batch])
                 batch = [(t, r, lp) for t, r, lp, _ in self.history[-REPLAY_WINDOW:]]
                 advantages = self._replay_advantages([reward for _, reward, _ in batch])
             else:
@@ -263,12 +266,18 @@ class PolicyGradientStrategy(Strategy):
         if self.reward_normalization == "rank" or self.risk_seeking_quantile > 0.0:
             advantages = self._risk_seeking(advantages, rewards, reference, scale)
             self.recent_rewards = reference[-self.rank_window():]
+        self._fold_into_baseline(rewards)
+        return advantages
+
+    def _fold_into_baseline(self, rewards: list[float]) -> None:
+        """The EMA baseline and variance estimate, updated with a batch's rewards."""
+        if self.baseline is None:
+            self.baseline = sum(rewards) / len(rewards)
         decay = self.baseline_decay
         for reward in rewards:
             deviation = reward - self.baseline
             self.reward_variance = decay * self.reward_variance + (1 - decay) * deviation ** 2
             self.baseline = decay * self.baseline + (1 - decay) * reward
-        return advantages
 
     def rank_window(self) -> int:
         """Rewards "rank" compares against: twice the baseline's effective memory
