@@ -6,7 +6,6 @@ field; what only the cluster can judge ends as a condition on the search naming 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from test_operator_fixtures import (  # noqa: F401  (fixtures)
@@ -17,24 +16,11 @@ from test_operator_fixtures import (  # noqa: F401  (fixtures)
     search_path,
 )
 
+from tests.cluster.catalogue import CASES, header
 from tests.cluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-CATALOGUE = Path(__file__).resolve().parents[1] / "catalogue"
-
-
-def header(path: Path) -> dict[str, str]:
-    fields = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("# "):
-            break
-        key, _, value = line[2:].partition(": ")
-        fields[key] = value
-    return fields
-
-
-CASES = sorted(CATALOGUE.glob("*.yaml"))
 ADMISSION = [p for p in CASES if "admission" in header(p)]
 CONDITION = [p for p in CASES if "condition" in header(p)]
 

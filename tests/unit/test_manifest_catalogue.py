@@ -4,30 +4,15 @@ only the cluster can judge, which are documented as such. tests/e2e/test_catalog
 applies the same files to the real API server."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from nas_trainer.cli import app
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "tests" / "catalogue"
+from tests.cluster.catalogue import CASES, header
+
 runner = CliRunner()
-
-
-def header(path: Path) -> dict[str, str]:
-    """The `# key: value` lines at the top of a catalogue file."""
-    fields = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("# "):
-            break
-        key, _, value = line[2:].partition(": ")
-        fields[key] = value
-    return fields
-
-
-CASES = sorted(CATALOGUE.glob("*.yaml"))
-
 
 def test_the_catalogue_is_large_and_every_case_says_what_the_user_must_see():
     assert len(CASES) >= 80
