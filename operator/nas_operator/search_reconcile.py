@@ -138,6 +138,10 @@ def reconcile_search(
                     "controllerProgress", "observedGeneration"):
             if key in old:
                 status[key] = old[key]
+        if status["phase"] in ("Suspended", "Failed") and pod is None:
+            # stopped on purpose, so the next create is no restart; said again on every
+            # pass because the pass that deleted the pod may have lost its status write (409)
+            status["controllerPod"] = None
         return status
 
     status = derive()

@@ -36,7 +36,6 @@ def search_children(
     namespace: str,
     name: str,
     status: kopf.Status,
-    patch: kopf.Patch,
     reason: kopf.Reason,
     **_: Any,
 ) -> None:
@@ -57,22 +56,40 @@ def search_children(
         except Exception as err:  # a bug: told on the search, retried by kopf
             events.warning_once(search, "ReconcileError", f"the operator failed: {brief(err)}")
             raise
-    patch.status["observedGeneration"] = search["metadata"]["generation"]
+    fields: dict[str, Any] = {"observedGeneration": search["metadata"]["generation"]}
     if refusal is not None:
         refused = derive_search_status(
             search, [], None, utcnow(), SETTINGS.controller_restart_limit, refusal=refusal
         )
         for key in REFUSED_STATUS_KEYS:
-            patch.status[key] = refused.get(key)
+            fields[key] = refused.get(key)
     elif is_blocked(search) and (reason == kopf.Reason.UPDATE or _refused_write(search)):
         # Failed for what a spec generation was refused: this one gets its chance.
-        patch.status["phase"] = "Pending"
-        patch.status["completionTime"] = None
-        patch.status["conditions"] = _retrying(search)
+        fields["phase"] = "Pending"
+        fields["completionTime"] = None
+        fields["conditions"] = _retrying(search)
         events.normal(search, "Retrying", "the spec changed: trying again where it stopped")
     elif not status.get("phase"):
-        patch.status["phase"] = "Pending"
+        fields["phase"] = "Pending"
+    write_status(search, fields)
     LOOP.mark(namespace, name)
+
+
+def write_status(search: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Writes what this handler decided before kopf records it as done. Written by kopf's
+    own patch instead, a refused or failed status write (an admission policy the API
+    server is still configuring after a restart) would be lost after the handler counted
+    as succeeded, and the status loop waits for observedGeneration forever; raised here,
+    kopf retries the handler."""
+    meta = search["metadata"]
+    try:
+        api().patch(
+            API_VERSION, SEARCH_KIND, meta["namespace"], meta["name"], {"status": fields},
+            subresource="status",
+        )
+    except ApiException as err:
+        if err.status != 404:  # deleted meanwhile: nothing left to write to
+            raise
 
 
 def spec_refusal(search: dict[str, Any]) -> Refusal | None:
