@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test control plane from the Go module proxy: kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl (Kubernetes ${K8S_VERSION}) and
-# etcd (${ETCD_VERSION}). Binaries are cached outside the repository, keyed by
+# etcd (${ETCD_VERSION}); and the real node's kubelet and kube-proxy from the same
+# Kubernetes module (tests/cluster/real_node.py). Binaries are cached outside the repository, keyed by
 # version, so a second run builds nothing. Prints the binary folder on stdout.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ K8S_VERSION="${K8S_VERSION:-1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 CACHE_ROOT="${NAS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nas-operator}"
 BIN_DIR="$CACHE_ROOT/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/bin"
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 log() { echo "build-binaries: $*" >&2; }
 
