@@ -18,6 +18,9 @@ class TrialResult:
     parameters: int | None = None
     error: str | None = None
     permanent: bool = False
+    stopped_early: bool = False  # spec.earlyStopping stopped it: reward and metrics at `epochs`
+    stop_reason: str | None = None
+    epochs: int | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -59,6 +62,10 @@ def parse_result(message: str | None) -> TrialResult | None:
         else None,
         error=str(error)[:MAX_MESSAGE] if error else None,
         permanent=bool(doc.get("permanent")),
+        stopped_early=doc.get("stoppedEarly") is True,
+        stop_reason=str(doc["stopReason"])[:MAX_MESSAGE] if doc.get("stopReason") else None,
+        epochs=epochs if isinstance(epochs := doc.get("epochs"), int) and not isinstance(epochs, bool)
+        else None,
     )
 
 

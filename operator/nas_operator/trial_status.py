@@ -84,6 +84,11 @@ def succeeded_status(result: TrialResult | None, raw: str) -> dict[str, Any]:
         status["seconds"] = result.seconds
     if result.parameters is not None:
         status["parameters"] = result.parameters
+    if result.epochs:
+        status["epochs"] = result.epochs
+    if result.stopped_early:  # a partial result (spec.earlyStopping)
+        status.update(reason="StoppedEarly", stoppedEarly=True,
+                      message=short_message(result.stop_reason or "stopped early"))
     return status
 
 

@@ -63,7 +63,7 @@ def test_printer_columns_read_like_a_results_table():
         for c in TRIAL["spec"]["versions"][0]["additionalPrinterColumns"]
         if "priority" not in c
     ]
-    assert columns == ["Phase", "Reward", "Attempts", "Architecture", "Age"]
+    assert columns == ["Phase", "Reward", "Epochs", "Attempts", "Architecture", "Age"]
     columns = [
         c["name"]
         for c in SEARCH["spec"]["versions"][0]["additionalPrinterColumns"]

@@ -19,6 +19,7 @@ import yaml
 
 from . import pod_fields
 from .manifest_errors import ManifestError
+from .early_stopping.spec import EarlyStoppingSpec, parse_early_stopping
 from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
 from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
@@ -355,6 +356,7 @@ class SearchManifest:
     suspend: bool
     document: dict[str, Any]   # the manifest as given
     final_training: FinalTrainingSpec = field(default_factory=FinalTrainingSpec)
+    early_stopping: EarlyStoppingSpec | None = None   # spec.earlyStopping (nas_trainer.early_stopping)
 
     @property
     def uses_builtin_trainer(self) -> bool:
@@ -391,6 +393,7 @@ def parse_search(doc: Any) -> SearchManifest:
     final_training = _parse_final_training(_Section(spec.raw("finalTraining"),
                                                     "spec.finalTraining"))
     suspend = spec.boolean("suspend", False)
+    early_stopping = parse_early_stopping(spec.raw("earlyStopping"), space, trainer, storage)
     spec.finish()
     _check_trainer_fits_space(space, trainer)
     _check_goal(trials, space, trainer)
@@ -398,7 +401,8 @@ def parse_search(doc: Any) -> SearchManifest:
         raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
-                          document=dict(doc), final_training=final_training)
+                          document=dict(doc), final_training=final_training,
+                          early_stopping=early_stopping)
 
 
 def load_search(path: str | Path) -> SearchManifest:

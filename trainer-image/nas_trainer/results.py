@@ -94,6 +94,8 @@ class TrialRecord:
     log_prob: float | None = None        # at sampling time (policy strategies)
     policy_version: int | None = None
     finished_at: str = ""
+    stopped_early: bool = False          # stopped by spec.earlyStopping: reward at `epochs`
+    epochs: int | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -76,6 +76,8 @@ class TrialOutcome:
     message: str = ""
     seconds: float | None = None
     parameters: int | None = None
+    stopped_early: bool = False      # a partial result: the reward at `epochs` (early stopping)
+    epochs: int | None = None
 
 
 class Executor(Protocol):
@@ -219,7 +221,8 @@ class SearchLoop:
             metrics=dict(outcome.metrics), reason=outcome.reason, message=outcome.message,
             seconds=outcome.seconds, parameters=outcome.parameters,
             log_prob=arch.meta.get("log_prob"), policy_version=arch.meta.get("policy_version"),
-            finished_at=utc_now())
+            finished_at=utc_now(), stopped_early=outcome.succeeded and outcome.stopped_early,
+            epochs=outcome.epochs)
         self.folder.append_trial(record)  # the source of truth, before anyone learns of it
         self._index(record)
         if self.best is record:
@@ -246,7 +249,9 @@ class SearchLoop:
             self.best = record
 
     def _tell(self, arch: Architecture, record: TrialRecord) -> None:
-        if record.succeeded:
+        if record.succeeded and record.stopped_early:
+            self.strategy.tell_partial(arch, record.reward, record.epochs)
+        elif record.succeeded:
             self.strategy.tell(arch, record.reward)
         else:
             self.strategy.tell_failure(arch, record.reason or "Failed")

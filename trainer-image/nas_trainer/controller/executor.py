@@ -65,6 +65,8 @@ def outcome_of(view: TrialView) -> TrialOutcome:
         message=view.message,
         seconds=view.seconds,
         parameters=view.parameters,
+        stopped_early=succeeded and view.stopped_early,
+        epochs=view.epochs,
     )
 
 

@@ -33,7 +33,7 @@ from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import TrialsApi, TrialView, view_trial
 from nas_trainer.results import ResultsFolder, TrialRecord
-from nas_trainer.search import Budget, SearchLoop, TrialOutcome
+from nas_trainer.search import Budget, Executor, SearchLoop, TrialOutcome
 from nas_trainer.spaces.base import SearchSpace
 from nas_trainer.strategies.base import Strategy
 
@@ -84,8 +84,12 @@ class KubernetesSearchLoop(SearchLoop):
         on_trial: Callable[[TrialRecord, SearchLoop], None] | None = None,
         wait_seconds: float = 5.0,
         metrics: ControllerMetrics | None = None,
+        early_stopping: Callable[[KubernetesExecutor], Executor] | None = None,
     ) -> None:
-        super().__init__(space, strategy, executor, folder, budget, on_trial=on_trial,
+        # spec.earlyStopping wraps the executor the loop waits on; Kubernetes-only calls
+        # (expect, replaced) still go to the KubernetesExecutor itself.
+        waited_on = early_stopping(executor) if early_stopping is not None else executor
+        super().__init__(space, strategy, waited_on, folder, budget, on_trial=on_trial,
                          wait_seconds=wait_seconds)
         self.k8s_executor = executor
         self.trials_api = trials_api

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from kubernetes import client
 
@@ -25,9 +25,11 @@ from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.permanent import PermanentError, check_spec
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import API_VERSION, TrialsApi, search_owner_reference, trial_name
+from nas_trainer.early_stopping.rules import StopDecision
+from nas_trainer.evaluators import with_early_stopping
 from nas_trainer.manifest import SearchManifest
 from nas_trainer.results import CHECKPOINT_DIR, TrialRecord
-from nas_trainer.search import GOAL_REACHED, TOO_MANY_FAILURES, Budget, SearchLoop
+from nas_trainer.search import GOAL_REACHED, TOO_MANY_FAILURES, Budget, Executor, SearchLoop
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,9 @@ class ControllerRunner:
             loop = KubernetesSearchLoop(space, strategy, self.executor, folder, budget_of(manifest),
                                         self.trials_api, status, epoch,
                                         on_trial=self._on_trial_hook(events, manifest),
-                                        wait_seconds=cfg.wait_seconds, metrics=self.metrics)
+                                        wait_seconds=cfg.wait_seconds, metrics=self.metrics,
+                                        early_stopping=self._early_stopping(manifest, folder,
+                                                                            events, guard))
             self.executor.start()
             try:
                 summary = loop.run()
@@ -166,6 +170,22 @@ class ControllerRunner:
                                        f"reward {record.reward:.4f}")
 
         return on_trial
+
+    def _early_stopping(self, manifest: SearchManifest, folder: FencedResultsFolder,
+                        events: EventRecorder, guard: WriteGuard
+                        ) -> Callable[[KubernetesExecutor], Executor] | None:
+        """spec.earlyStopping: the trial pods' progress is read on the volume, the stops
+        written there (fenced like every write) and told as an Event on the search."""
+        if manifest.early_stopping is None:
+            return None
+
+        def on_stop(index: int, decision: StopDecision) -> None:
+            events.emit("TrialStoppedEarly",
+                        f"trial {trial_name(manifest.name, index)}: {decision.message}")
+
+        return lambda executor: with_early_stopping(
+            executor, manifest, folder, poll_seconds=min(1.0, self.config.wait_seconds),
+            on_stop=on_stop, before_write=guard.check)
 
     def _report(self, status: StatusReporter, decision: Decision, loop: KubernetesSearchLoop,
                 epoch: int) -> None:

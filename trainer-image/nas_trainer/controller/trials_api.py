@@ -97,6 +97,8 @@ class TrialView:
     message: str
     seconds: float | None = None
     parameters: int | None = None
+    stopped_early: bool = False   # status.stoppedEarly: a partial result (spec.earlyStopping)
+    epochs: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -132,6 +134,8 @@ def view_trial(obj: dict[str, Any]) -> TrialView:
         message=str(status.get("message") or ""),
         seconds=float(status["seconds"]) if status.get("seconds") is not None else None,
         parameters=int(status["parameters"]) if status.get("parameters") is not None else None,
+        stopped_early=status.get("stoppedEarly") is True,
+        epochs=int(status["epochs"]) if status.get("epochs") is not None else None,
     )
 
 

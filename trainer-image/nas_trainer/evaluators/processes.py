@@ -173,10 +173,15 @@ class SubprocessExecutor:
             return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
                                 message=f"the result has no numeric reward (got {reward!r})")
         parameters = doc.get("parameters")
+        epochs = doc.get("epochs")
         return TrialOutcome(index, succeeded=True, reward=float(reward),
                             metrics=dict(doc.get("metrics") or {}),
                             seconds=float(doc.get("seconds", elapsed)),
-                            parameters=int(parameters) if isinstance(parameters, (int, float)) else None)
+                            parameters=int(parameters) if isinstance(parameters, (int, float)) else None,
+                            stopped_early=doc.get("stoppedEarly") is True,
+                            message=str(doc.get("stopReason") or ""),
+                            epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool)
+                            else None)
 
     @staticmethod
     def _result_document(run: _Running) -> dict[str, Any] | None:

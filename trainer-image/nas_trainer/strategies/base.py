@@ -37,6 +37,15 @@ class Strategy(ABC):
     def tell_failure(self, arch: Architecture, reason: str = "") -> None:
         """An architecture that could not be evaluated (ignored unless overridden)."""
 
+    def tell_partial(self, arch: Architecture, reward: float, epochs: int | None) -> None:
+        """The reward of a trial stopped early (spec.earlyStopping) after `epochs` epochs.
+
+        By default it is told as a reward: the rule stopped the trial because it trailed
+        its peers at that epoch, and its reward there, lower than a full training's, says
+        so. Strategies that can mark a partial result (TPE: a pruned trial) override this.
+        """
+        self.tell(arch, reward)
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly from here."""

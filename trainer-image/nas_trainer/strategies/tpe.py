@@ -2,7 +2,9 @@
 
 Each decision is a categorical parameter over its choice indices. The state is the
 seed plus the log of asks and tells: replaying it into a new study with the same seeded
-sampler rebuilds exactly the same sampler state.
+sampler rebuilds exactly the same sampler state. A trial stopped early (spec.earlyStopping)
+is told as Optuna's PRUNED with its reward as the intermediate value at the epochs it
+reached: TPE ranks pruned trials below every completed one.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class TpeStrategy(Strategy):
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         # Asked, not yet told Optuna trials per token sequence (oldest first).
         self.pending: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        self.open_trials: dict[int, optuna.Trial] = {}   # asked, by trial number
         self.events: list[list[Any]] = []
 
     def ask(self, n: int = 1) -> list[Architecture]:
@@ -54,6 +57,7 @@ class TpeStrategy(Strategy):
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
             self.pending[tokens].append(trial.number)
+            self.open_trials[trial.number] = trial
             return arch
         raise RuntimeError("TPE proposed no valid architecture")
 
@@ -65,11 +69,30 @@ class TpeStrategy(Strategy):
         self.events.append(["fail", list(arch.tokens)])
         self._finish(arch.tokens, None)
 
+    def tell_partial(self, arch: Architecture, reward: float, epochs: int | None) -> None:
+        self.events.append(["partial", list(arch.tokens), float(reward), epochs])
+        self._finish_pruned(arch.tokens, float(reward), epochs)
+
+    def _finish_pruned(self, tokens: tuple[int, ...], reward: float, epochs: int | None) -> None:
+        step = max(int(epochs or 1), 1)
+        waiting = self.pending.get(tuple(tokens))
+        if waiting:
+            trial = self.open_trials.pop(waiting.pop(0))
+            trial.report(reward, step)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        params = {d.name: t for d, t in zip(self.space.decisions, tokens)}
+        self.study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=self.distributions, state=TrialState.PRUNED,
+            intermediate_values={step: reward}))
+
     def _finish(self, tokens: tuple[int, ...], reward: float | None) -> None:
         waiting = self.pending.get(tuple(tokens))
         state = TrialState.COMPLETE if reward is not None else TrialState.FAIL
         if waiting:
-            self.study.tell(waiting.pop(0), reward, state=state)
+            number = waiting.pop(0)
+            self.open_trials.pop(number, None)
+            self.study.tell(number, reward, state=state)
             return
         # Told about an architecture it never asked for: record it as a finished trial.
         params = {d.name: t for d, t in zip(self.space.decisions, tokens)}
@@ -91,6 +114,9 @@ class TpeStrategy(Strategy):
             elif event[0] == "tell":
                 self.events.append(list(event))
                 self._finish(tuple(event[1]), float(event[2]))
+            elif event[0] == "partial":
+                self.events.append(list(event))
+                self._finish_pruned(tuple(event[1]), float(event[2]), event[3])
             else:
                 self.events.append(list(event))
                 self._finish(tuple(event[1]), None)

@@ -39,6 +39,7 @@ class TrialResult:
     execution: str = "eager"             # cuda-graph | eager | eager (capture failed: ...) | table
     timings: dict[str, float] = field(default_factory=dict)
     hash: str | None = None
+    stop_reason: str | None = None       # set when the search stopped it early (partial)
 
     def to_json(self) -> dict[str, Any]:
         doc = {"schema": SCHEMA, "reward": self.reward, "metrics": self.metrics,
@@ -48,6 +49,10 @@ class TrialResult:
                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
         if self.hash:
             doc["hash"] = self.hash
+        if self.stop_reason is not None:
+            # A partial result: `reward` and `metrics` are those at `epochs`, fewer than asked.
+            doc["stoppedEarly"] = True
+            doc["stopReason"] = self.stop_reason
         return clean(doc)
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..cpus import usable_cpus
 from ..data import DatasetError, ImageData, TextData, load_dataset
+from ..early_stopping.files import ProgressWriter
 from ..models import (IMAGE_SPACES, LANGUAGE_SPACES, ArchitectureError, build_model,
                       count_flops, count_parameters)
 from .config import ConfigError, TrainerConfig, resolve_optimization
@@ -208,8 +209,11 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     log(f"{space} {architecture.get('hash', '')}: {parameters:,} parameters, "
         f"{flops:,} FLOPs, {device.type}, steps {execution}")
 
-    # 3. training, one line of metrics per epoch
+    # 3. training, one line of metrics per epoch; with an output folder each epoch's
+    # reward goes to progress.jsonl and a stop.json there ends the training (early stopping)
     history: list[dict[str, float]] = []
+    progress = ProgressWriter(out_dir, config.epochs) if out_dir else None
+    stop_reason: str | None = None
     epoch_start = time.perf_counter()
     for epoch in training.run():
         if epoch is None:
@@ -220,6 +224,12 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         epoch_start = now
         log(f"epoch {epoch + 1}/{config.epochs} " +
             " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if progress is not None and epoch + 1 < config.epochs:
+            progress.report(epoch + 1, compute_reward(history, reward_config)[0])
+            stop_reason = progress.stop_requested(epoch + 1)
+            if stop_reason is not None:
+                log(f"stopping after epoch {epoch + 1}: {stop_reason}")
+                break
     lap("train")
 
     # 4. final evaluation and reward
@@ -229,10 +239,11 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     metrics = {k: v for k, v in history[-1].items() if k not in ("epoch", "seconds")}
     metrics[f"best_{reward_config.metric}"] = best
     metrics.update(final)
-    result = TrialResult(reward=reward, metrics=metrics, epochs=config.epochs,
+    result = TrialResult(reward=reward, metrics=metrics, epochs=len(history),
                          seconds=time.perf_counter() - started, parameters=parameters,
                          flops=int(flops), device=device.type, execution=execution,
-                         timings=timings, hash=architecture.get("hash"))
+                         timings=timings, hash=architecture.get("hash"),
+                         stop_reason=stop_reason)
     outcome = TrialOutcome(result, history, model, build, extra)
     if out_dir:
         save_outcome(Path(out_dir), architecture, outcome)
