@@ -9,10 +9,10 @@ export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 
 .PHONY: demo test venv binaries tools unit lint clean-cluster
 
-$(VENV)/.installed: operator/pyproject.toml trainer-image/pyproject.toml requirements-dev.txt
+$(VENV)/.installed: contracts/pyproject.toml operator/pyproject.toml trainer-image/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ./operator -e ./trainer-image -r requirements-dev.txt
+	$(PY) -m pip install -q -e ./contracts -e ./operator -e ./trainer-image -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -22,10 +22,9 @@ from .names import (
     LABEL_COMPONENT,
     LABEL_GENERATION,
     LABEL_SEARCH,
-    MODE_WARM_POOL,
     snapshot_name,
-    trials_mode,
 )
+from .search_record import SearchRecord
 
 
 def ensure(api: KubeApi, obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -103,7 +102,7 @@ def ensure_volume(api: KubeApi, search: dict[str, Any]) -> None:
 
 def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
     objects = build_rbac(search)
-    if trials_mode(search) == MODE_WARM_POOL:
+    if SearchRecord.of(search).warm_pool:
         objects += build_worker_rbac(search)  # its Role follows spec.trials.parallelism
     for obj in objects:
         existing, created = ensure(api, obj)
@@ -144,7 +143,7 @@ def trainer_snapshot_for(
     found = api.get("v1", "ConfigMap", meta["namespace"], snapshot_name(meta["name"], generation))
     if found is not None:
         return read_trainer_snapshot(found), ""
-    current = int(meta.get("generation") or 1)
+    current = SearchRecord.of(search).generation
     if generation == current:
         return ensure_snapshot(api, search), ""
     selector = f"{LABEL_SEARCH}={meta['name']},{LABEL_COMPONENT}={COMPONENT_SNAPSHOT}"
@@ -168,7 +167,7 @@ def sync_job_suspension(api: KubeApi, search: dict[str, Any]) -> int:
     """Make unfinished trial Jobs' (and the final training Job's) ``spec.suspend`` follow
     the search's; returns Jobs changed."""
     meta = search["metadata"]
-    suspend = bool(search["spec"].get("suspend"))
+    suspend = SearchRecord.of(search).suspend
     selector = (
         f"{LABEL_SEARCH}={meta['name']},"
         f"{LABEL_COMPONENT} in ({COMPONENT_TRIAL},{COMPONENT_FINAL})"
@@ -200,9 +199,9 @@ def ensure_search_children(api: KubeApi, search: dict[str, Any]) -> None:
     ensure_rbac(api, search)
     changed = sync_job_suspension(api, search)
     if changed:
-        verb = "suspended" if search["spec"].get("suspend") else "resumed"
+        suspended = SearchRecord.of(search).suspend
         events.normal(
             search,
-            "Suspended" if search["spec"].get("suspend") else "Resumed",
-            f"{verb} {changed} Jobs",
+            "Suspended" if suspended else "Resumed",
+            f"{'suspended' if suspended else 'resumed'} {changed} Jobs",
         )

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .builders.final_job import FINAL_DIR
+from nas_contracts.volume import FINAL_DIR, MODEL_FILE, trial_dir
+
 from .trial_status import derive_job_status
 
 FINAL_DONE = ("Succeeded", "Failed", "Skipped")
-BEST_WEIGHTS = f"{FINAL_DIR}/model.pt"
+BEST_WEIGHTS = f"{FINAL_DIR}/{MODEL_FILE}"
 
 
 def trial_weights(index: int) -> str:
     """Where a trial pod that mounts the volume leaves its weights (contract 5)."""
-    return f"trials/{index:05d}/model.pt"
+    return f"{trial_dir(index)}/{MODEL_FILE}"
 
 
 def skip_reason(search: dict[str, Any], best: dict[str, Any] | None) -> str:

@@ -26,6 +26,7 @@ from .names import (
 )
 from .records import PodRecord
 from .refusals import Refused
+from .search_record import SearchRecord, trial_generation
 
 
 def _controller_holds_volume(pod: PodRecord | None) -> bool:
@@ -50,7 +51,7 @@ def sync_final(
         return skipped(reason, best)
     job = api.get("batch/v1", "Job", meta["namespace"], final_job_name(meta["name"]))
     if job is None and not old.get("jobName"):
-        if search["spec"].get("suspend"):
+        if SearchRecord.of(search).suspend:
             return {"phase": "Pending", "trial": best["name"], "message": "the search is suspended"}
         if _controller_holds_volume(pod):
             return {
@@ -61,7 +62,7 @@ def sync_final(
         trial = api.get(API_VERSION, TRIAL_KIND, meta["namespace"], best["name"])
         if trial is None:
             return skipped(f"the best trial {best['name']} was deleted", best)
-        generation = int(trial["spec"].get("searchGeneration") or 1)
+        generation = trial_generation(trial)
         try:
             run, warning = trainer_snapshot_for(api, search, generation)
             if warning:

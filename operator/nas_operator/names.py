@@ -7,89 +7,57 @@ it twice: a create that answers 409 AlreadyExists means "already done".
 
 from __future__ import annotations
 
-GROUP = "archsearch.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-SEARCH_KIND = "ArchitectureSearch"
-SEARCH_PLURAL = "architecturesearches"
-TRIAL_KIND = "Trial"
-TRIAL_PLURAL = "trials"
+# The contract's names (docs/contracts.md), re-exported for the operator's modules.
+from nas_contracts.api import (  # noqa: F401
+    API_VERSION,
+    GROUP,
+    SEARCH_KIND,
+    SEARCH_PLURAL,
+    TRIAL_KIND,
+    TRIAL_PLURAL,
+    VERSION,
+)
+from nas_contracts.cluster import (  # noqa: F401
+    COMPONENT_CONTROLLER,
+    COMPONENT_FINAL,
+    COMPONENT_RBAC,
+    COMPONENT_SNAPSHOT,
+    COMPONENT_STORAGE,
+    COMPONENT_TRIAL,
+    COMPONENT_WORKER,
+    CONTROLLER_CONTAINER,
+    DATA_VOLUME,
+    LABEL_COMPONENT,
+    LABEL_GENERATION,
+    LABEL_MANAGED_BY,
+    LABEL_POD_HASH,
+    LABEL_TRIAL,
+    MANAGED_BY,
+    MODE_JOB,
+    MODE_WARM_POOL,
+    SNAPSHOT_KEY,
+    TRAINER_CONTAINER,
+    controller_name,
+    final_job_name,
+    pvc_name,
+    snapshot_name,
+    worker_account,
+    worker_name,
+)
+from nas_contracts.trial import LABEL_SEARCH, LABEL_TRIAL_INDEX, trial_name  # noqa: F401
+from nas_contracts.volume import MOUNT_PATH as DATA_MOUNT_PATH  # noqa: F401
+from nas_contracts.warm_pool import ASSIGNMENT_ANNOTATION, RESULT_ANNOTATION  # noqa: F401
 
-LABEL_SEARCH = "archsearch.io/search"
-LABEL_TRIAL = "archsearch.io/trial"
-LABEL_TRIAL_INDEX = "archsearch.io/trial-index"
-LABEL_COMPONENT = "archsearch.io/component"
-LABEL_GENERATION = "archsearch.io/generation"
-LABEL_POD_HASH = "archsearch.io/pod-hash"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "nas-operator"
-
-COMPONENT_CONTROLLER = "controller"
-COMPONENT_TRIAL = "trial"
-COMPONENT_STORAGE = "storage"
-COMPONENT_RBAC = "rbac"
-COMPONENT_SNAPSHOT = "trainer-snapshot"
-COMPONENT_FINAL = "final-training"
-COMPONENT_WORKER = "worker"
-
-# spec.trials.mode: a Job per Trial, or warm worker pods that train successive Trials
-MODE_JOB = "Job"
-MODE_WARM_POOL = "WarmPool"
-# a warm worker's pod annotations: the operator's assignment, the worker's answer
-ASSIGNMENT_ANNOTATION = "archsearch.io/assignment"
-RESULT_ANNOTATION = "archsearch.io/result"
-
-TRAINER_CONTAINER = "trainer"
-CONTROLLER_CONTAINER = "controller"
-DATA_VOLUME = "search-data"
-DATA_MOUNT_PATH = "/data"
-SNAPSHOT_KEY = "trainer.json"
-
+# The operator's own: its admission policies
 ADMISSION_POLICY_NAME = "archsearch.io-controller-trials"
 STATUS_POLICY_NAME = "archsearch.io-controller-status"
 WORKER_POLICY_NAME = "archsearch.io-worker-pods"
 SEARCH_POD_POLICY_NAME = "archsearch.io-search-pods"
 
 
-def controller_name(search: str) -> str:
-    """The controller pod, its ServiceAccount, Role, RoleBinding and Lease."""
-    return f"{search}-controller"
-
-
-def worker_name(search: str, index: int) -> str:
-    """Warm worker pod ``index`` of a search (mode WarmPool)."""
-    return f"{search}-worker-{index}"
-
-
-def worker_account(search: str) -> str:
-    """The warm workers' ServiceAccount, Role and RoleBinding."""
-    return f"{search}-worker"
-
-
-def trials_mode(search: dict) -> str:
-    return ((search.get("spec") or {}).get("trials") or {}).get("mode") or MODE_JOB
-
-
-def pvc_name(search: str) -> str:
-    return f"{search}-data"
-
-
-def snapshot_name(search: str, generation: int) -> str:
-    return f"{search}-trainer-{generation}"
-
-
-def trial_name(search: str, index: int) -> str:
-    return f"{search}-{index:05d}"
-
-
 def job_name(trial: str) -> str:
     """A trial's Job has the trial's name (contract 4)."""
     return trial
-
-
-def final_job_name(search: str) -> str:
-    """The Job that retrains the best architecture (not a trial: no digits, no trial label)."""
-    return f"{search}-final"
 
 
 def search_labels(search: str, component: str) -> dict[str, str]:

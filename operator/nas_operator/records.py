@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .names import CONTROLLER_CONTAINER, LABEL_SEARCH, LABEL_TRIAL
+from .search_record import trial_generation
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def trial_record(body: dict[str, Any]) -> TrialRecord:
         reward=float(reward) if isinstance(reward, (int, float)) else None,
         hash=str((spec.get("architecture") or {}).get("hash", "")),
         summary=str(status.get("summary", "")),
-        generation=int(spec.get("searchGeneration") or 1),
+        generation=trial_generation(body),
     )
 
 

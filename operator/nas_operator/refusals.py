@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from kubernetes.client.rest import ApiException
+from nas_contracts.cluster import REFUSED_STATUSES
 
-PERMANENT_STATUSES = frozenset({400, 403, 413, 422})
 MESSAGE_LIMIT = 900  # a condition's or an Event's message stays readable
 # A ValidatingAdmissionPolicy the API server cannot configure yet refuses every request it
 # matches with these words (422): for up to a minute after an API server restart its
@@ -41,7 +41,7 @@ def is_permanent(err: BaseException) -> bool:
     """The server refused what was sent: sending it again gets the same answer."""
     return (
         isinstance(err, ApiException)
-        and err.status in PERMANENT_STATUSES
+        and err.status in REFUSED_STATUSES
         and not any(words in server_message(err) for words in POLICY_NOT_READY)
     )
 

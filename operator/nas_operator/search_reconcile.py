@@ -19,9 +19,10 @@ from .builders.storage import claim_name
 from .config import OperatorSettings
 from .final_training import announce_final, sync_final
 from .k8s import KubeApi
-from .names import API_VERSION, MODE_WARM_POOL, SEARCH_KIND, trials_mode
+from .names import API_VERSION, SEARCH_KIND
 from .records import PodRecord, TrialRecord
 from .refusals import Refused
+from .search_record import SearchRecord
 from .search_status import (
     FINAL,
     PodAction,
@@ -110,8 +111,8 @@ def reconcile_search(
     settings: OperatorSettings,
 ) -> float | None:
     """One pass over a search's status and controller pod. Returns the seconds after which
-    it needs another pass that no event will ask for (a controller pod's back-off), or
-    None."""
+    it needs another pass that no event will ask for (a controller pod's back-off, a warm
+    trial's timeout), or None."""
     search = api.get(API_VERSION, SEARCH_KIND, namespace, name)
     if search is None or search["metadata"].get("deletionTimestamp"):
         return None
@@ -120,9 +121,10 @@ def reconcile_search(
         return None  # its children are not made yet (on.create runs first)
     refusal = None
     final = None
+    pool_due = None
     try:
-        if trials_mode(search) == MODE_WARM_POOL:  # an ended search's pool is released
-            sync_warm_pool(api, search, records, settings)
+        if SearchRecord.of(search).warm_pool:  # an ended search's pool is released
+            pool_due = sync_warm_pool(api, search, records, settings)
         if in_final_stage(search, count_trials(records)):
             final = sync_final(api, search, best_trial(records), pod, settings)
     except Refused as err:
@@ -179,19 +181,25 @@ def reconcile_search(
             # this is the server's limits changing, or a bug: either way a user must see it)
             log.error("status of %s/%s refused: %s", namespace, name, err)
             events.warning_once(search, "StatusRefused", err.sentence())
-            return None
+            return pool_due
         except ApiException as err:
             if err.status != 409:
                 raise
-            return None  # changed meanwhile: that change marks the search for the next pass
+            return pool_due  # changed meanwhile: that change marks the search for the next pass
         announce_final(search, old.get("final") or {}, status.get("final") or {})
         _announce_phase(search, old.get("phase"), status)
     best = (status.get("best") or {}).get("reward")
     metrics.record_search(namespace, name, status["phase"], status["trials"], best)
     if action is PodAction.NONE and pod is not None and pod.phase in ("Failed", "Succeeded"):
         wait = backoff_left(search, pod, now, settings.controller_restart_backoff_seconds)
-        return wait + 0.1 if wait > 0 else None
-    return None
+        return sooner(pool_due, wait + 0.1 if wait > 0 else None)
+    return pool_due
+
+
+def sooner(*delays: float | None) -> float | None:
+    """The earliest of the passes asked for (None: none asked)."""
+    asked = [d for d in delays if d is not None]
+    return min(asked) if asked else None
 
 
 def refusal_of(search: dict[str, Any], err: Refused) -> Refusal:

@@ -23,20 +23,20 @@ Phase rule, first match wins:
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from nas_contracts.cluster import CONTROLLER_EXIT_PERMANENT, ControllerExit
+
 from .final_status import FINAL_DONE, weights_condition
 from .records import PodRecord, TrialRecord
+from .search_record import SearchRecord
 
 FINAL = ("Succeeded", "Failed")
 FAILING_DECISIONS = ("TooManyFailures",)
 MAX_BACKOFF_SECONDS = 300.0
-# nas-controller's exit code for an error a restart cannot mend (contracts section 7)
-CONTROLLER_PERMANENT_EXIT = 3
 # Failed for one of these is about one spec generation: a new spec gets another chance.
 RECOVERABLE = (
     "CreateRefused",
@@ -142,7 +142,7 @@ def derive_phase(
             "Complete" if status["phase"] == "Succeeded" else "Failed",
         )
         return status["phase"], (cond or {}).get("reason", ""), (cond or {}).get("message", "")
-    if (search.get("spec") or {}).get("suspend"):
+    if SearchRecord.of(search).suspend:
         return "Suspended", "Suspended", "spec.suspend is true"
     ended = controller_refusal(search, pod)
     if ended is not None:
@@ -191,20 +191,13 @@ def controller_refusal(search: dict[str, Any], pod: PodRecord | None) -> Refusal
     search's current generation. Its termination message is JSON
     ``{"reason", "message", "generation"}`` (contracts section 7); plain text is taken as
     the message of an InvalidSpec."""
-    if pod is None or pod.deleting or pod.exit_code != CONTROLLER_PERMANENT_EXIT:
+    if pod is None or pod.deleting or pod.exit_code != CONTROLLER_EXIT_PERMANENT:
         return None
-    try:
-        said = json.loads(pod.detail)
-    except ValueError:
-        said = None
-    if not isinstance(said, dict):
-        said = {"message": pod.detail}
-    generation = said.get("generation")
-    current = int(search["metadata"].get("generation") or 1)
-    if isinstance(generation, int) and generation != current:
+    said = ControllerExit.of_message(pod.detail)
+    current = SearchRecord.of(search).generation
+    if said.generation is not None and said.generation != current:
         return None  # about a spec that has changed since: the pod is replaced
-    message = str(said.get("message") or "the controller found the spec invalid")
-    return Refusal(str(said.get("reason") or "InvalidSpec"), message)
+    return Refusal(said.reason, said.message)
 
 
 def is_blocked(search: dict[str, Any]) -> bool:
@@ -320,7 +313,7 @@ def derive_search_status(
     the search's claim when looked at in this pass, else the condition written before.
     """
     old = search.get("status") or {}
-    generation = int(search["metadata"].get("generation") or 1)
+    generation = SearchRecord.of(search).generation
     counts = count_trials(records)
     phase, reason, message = derive_phase(search, counts, pod, restart_limit, final, refusal)
     final = final if final is not None else old.get("final")

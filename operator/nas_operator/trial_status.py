@@ -64,7 +64,7 @@ def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult
 def succeeded_status(result: TrialResult | None, raw: str) -> dict[str, Any]:
     """The status of a Trial whose trainer ended well (exit 0; or a warm worker's answer
     without an error): Succeeded with its reward, or InvalidResult."""
-    if result is None or result.reward is None:
+    if result is None or not result.succeeded:
         return {
             "phase": "Failed",
             "reason": "InvalidResult",

@@ -19,14 +19,13 @@ from .children import trainer_snapshot_for
 from .config import OperatorSettings
 from .k8s import KubeApi
 from .refusals import Refused
+from .search_record import SearchRecord, trial_generation
 from .names import (
     API_VERSION,
     LABEL_TRIAL,
-    MODE_WARM_POOL,
     SEARCH_KIND,
     TRIAL_KIND,
     job_name,
-    trials_mode,
 )
 from .search_status import parse_time
 from .summary import summarize
@@ -40,16 +39,15 @@ def _create_job(
     api: KubeApi, trial: dict[str, Any], search: dict[str, Any] | None, settings: OperatorSettings
 ) -> tuple[dict[str, Any] | None, bool]:
     """(the Job, whether this call made it); (None, False) without a search."""
-    spec = trial["spec"]
     if search is None:
         return None, False
-    run, warning = trainer_snapshot_for(api, search, int(spec.get("searchGeneration") or 1))
+    run, warning = trainer_snapshot_for(api, search, trial_generation(trial))
     if warning:
         events.warning(trial, "TrainerSnapshotMissing", warning)
     # No Event for the Job: status.jobName says it, and one Event per trial outcome is
     # enough at 20,000 trials (the Job controller adds its own).
     return api.create(
-        build_trial_job(trial, run, settings, suspend=bool(search["spec"].get("suspend")))
+        build_trial_job(trial, run, settings, suspend=SearchRecord.of(search).suspend)
     )
 
 
@@ -93,7 +91,7 @@ def sync_trial(
             search = api.get(
                 API_VERSION, SEARCH_KIND, namespace, trial["spec"]["searchName"]
             )
-            if search is not None and trials_mode(search) == MODE_WARM_POOL:
+            if search is not None and SearchRecord.of(search).warm_pool:
                 return old  # no Job: the warm pool (warm_pool_sync.py) runs this Trial
             try:
                 job, made = _create_job(api, trial, search, settings)

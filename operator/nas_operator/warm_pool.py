@@ -1,8 +1,7 @@
 """Warm pool decisions (spec.trials.mode WarmPool), pure: no API calls.
 
-A worker pod holds at most one assignment (annotation ``archsearch.io/assignment``, JSON
-{trial, uid, attempt, architecture, config, outputDir, startTime}) and answers it in
-``archsearch.io/result`` ({trial, uid, attempt, result}). A Trial runs on the worker named
+A worker pod holds at most one assignment and answers it (their JSON: contract 8,
+``nas_contracts.warm_pool``). A Trial runs on the worker named
 in its ``status.podName`` with the assignment whose attempt is its ``status.attempts``;
 any other assignment of it is an orphan (left by an operator that lost a race or died).
 """
@@ -13,35 +12,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .names import ASSIGNMENT_ANNOTATION, LABEL_POD_HASH, RESULT_ANNOTATION
+from nas_contracts.warm_pool import answer_in, assignment_in, run_key
+
+from .names import LABEL_POD_HASH
 from .results import parse_result, short_message
 from .trial_status import succeeded_status, terminated_state
 
 
-def annotation_json(pod: dict[str, Any], key: str) -> dict[str, Any] | None:
-    raw = (pod["metadata"].get("annotations") or {}).get(key)
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def run_key(doc: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """(trial, uid, attempt): which run of which Trial an assignment or answer is about."""
-    return doc.get("trial"), doc.get("uid"), doc.get("attempt")
-
-
 def assignment_of(pod: dict[str, Any]) -> dict[str, Any] | None:
-    return annotation_json(pod, ASSIGNMENT_ANNOTATION)
+    return assignment_in(pod["metadata"].get("annotations"))
 
 
 def answer_of(pod: dict[str, Any]) -> dict[str, Any] | None:
     """The worker's answer to the pod's current assignment (None until it answered)."""
-    assignment, answer = assignment_of(pod), annotation_json(pod, RESULT_ANNOTATION)
-    if assignment is None or answer is None or run_key(answer) != run_key(assignment):
-        return None
-    return answer
+    return answer_in(pod["metadata"].get("annotations"))
 
 
 def pod_hash(pod: dict[str, Any]) -> str:
@@ -104,22 +88,6 @@ def adoptable(pod: dict[str, Any], trial: dict[str, Any]) -> bool:
             int(status.get("attempts") or 0) + 1,
         )
     )
-
-
-def build_assignment(
-    trial: dict[str, Any], attempt: int, config: dict[str, Any], output_dir: str | None, now: str
-) -> dict[str, Any]:
-    assignment = {
-        "trial": trial["metadata"]["name"],
-        "uid": trial["metadata"]["uid"],
-        "attempt": attempt,
-        "architecture": trial["spec"]["architecture"],
-        "config": config,
-        "startTime": now,
-    }
-    if output_dir:
-        assignment["outputDir"] = output_dir
-    return assignment
 
 
 def running_status(old: dict[str, Any], pod_name: str, attempt: int, now: str) -> dict[str, Any]:

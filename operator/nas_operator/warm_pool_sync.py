@@ -23,9 +23,10 @@ from datetime import timedelta
 from typing import Any
 
 from kubernetes.client.rest import ApiException
+from nas_contracts.warm_pool import build_assignment, run_key
 
 from . import events
-from .builders.trial_job import trainer_config
+from .builders.trial_job import output_dir_of, trainer_config
 from .builders.worker_pod import build_worker_pod, pod_fields_hash
 from .children import ensure_snapshot, trainer_snapshot_for
 from .config import OperatorSettings
@@ -34,13 +35,13 @@ from .names import (
     API_VERSION,
     ASSIGNMENT_ANNOTATION,
     COMPONENT_WORKER,
-    DATA_MOUNT_PATH,
     LABEL_COMPONENT,
     LABEL_SEARCH,
     TRIAL_KIND,
     worker_name,
 )
 from .records import TrialRecord
+from .search_record import SearchRecord, trial_generation
 from .search_status import (
     FINAL,
     count_trials,
@@ -58,7 +59,6 @@ from .warm_pool import (
     answer_of,
     answered_status,
     assignment_of,
-    build_assignment,
     choose_assignments,
     crash_message,
     crashed_status,
@@ -68,7 +68,6 @@ from .warm_pool import (
     is_idle,
     pod_ended,
     requeued_status,
-    run_key,
     running_status,
     worker_index,
 )
@@ -100,7 +99,7 @@ def _pool_over(search: dict[str, Any], records: list[TrialRecord]) -> str:
     """Why the search needs no workers now ('' when it does)."""
     if (search.get("status") or {}).get("phase") in FINAL:
         return "the search has ended"
-    if search["spec"].get("suspend"):
+    if SearchRecord.of(search).suspend:
         return "the search is suspended"
     if decision_of(search) and count_trials(records).active == 0:
         return "the search has decided and no trial is left to run"
@@ -200,7 +199,7 @@ def _settle(
             return None
         return _clear_assignment(api, pod)
     old = trial.get("status") or {}
-    run = snapshots.run(int(trial["spec"].get("searchGeneration") or 1))
+    run = snapshots.run(trial_generation(trial))
     answer = answer_of(pod)
     if answer is not None:
         if not _write(api, trial, answered_status(old, answer, int(run["retries"]), now)):
@@ -289,11 +288,7 @@ def _assign(
     if trial is None or status.get("phase", "Pending") != "Pending":
         return False  # the index lags: it is running or finished already
     attempt = int(status.get("attempts") or 0) + 1
-    output_dir = (
-        f"{DATA_MOUNT_PATH}/trials/{trial['spec']['index']:05d}"
-        if run.get("mountSearchVolume")
-        else None
-    )
+    output_dir = output_dir_of(trial, run)
     assignment = build_assignment(trial, attempt, trainer_config(run["trainer"]), output_dir, now)
     patched = _set_assignment(api, pod, assignment)
     if patched is None:
@@ -318,7 +313,7 @@ def _maintain_pool(
 ) -> None:
     """Delete surplus and unusable idle workers; create the missing ones."""
     name = search["metadata"]["name"]
-    parallelism = int((search["spec"].get("trials") or {}).get("parallelism") or 1)
+    parallelism = SearchRecord.of(search).trials.parallelism
     idle = [p for p in pods if is_idle(p) and p["metadata"]["name"] not in busy]
     surplus = [p for p in idle if (worker_index(p, name) or 0) >= parallelism]
     for pod in surplus + idle_workers_to_recycle(waiting, [p for p in idle if p not in surplus]):
@@ -340,9 +335,12 @@ def _maintain_pool(
 
 def sync_warm_pool(
     api: KubeApi, search: dict[str, Any], records: list[TrialRecord], settings: OperatorSettings
-) -> None:
+) -> float | None:
     """One pass over the warm pool of ``search`` (mode WarmPool); ``records`` are its Trials
-    as the operator's index has them (may lag: every decision re-reads what it changes)."""
+    as the operator's index has them (may lag: every decision re-reads what it changes).
+
+    Returns the seconds after which another pass is needed that no event will ask for (the
+    first running trial's timeout), or None: the caller schedules it."""
     meta = search["metadata"]
     with _locks[(meta["namespace"], meta["name"])]:
         now = format_time(utcnow())
@@ -351,17 +349,12 @@ def sync_warm_pool(
         reason = _pool_over(search, records)
         if reason:
             _release(api, search, pods, reason)
-            return
+            return None
         snapshots = Snapshots(api, search)
         deadlines: list[float] = []
         alive = [
             p for pod in pods if (p := _settle(api, pod, snapshots, now, deadlines)) is not None
         ]
-        if deadlines:
-            # no event marks a timeout: ask the status loop for a pass just after the first
-            from .status_loop import LOOP  # here: status_loop imports this module's callers
-
-            LOOP.mark_in(meta["namespace"], meta["name"], min(deadlines) + 1.0)
         held = {str((assignment_of(p) or {}).get("trial")) for p in alive}
         _requeue_lost(api, meta["namespace"], records, held)
         pending = [
@@ -377,3 +370,5 @@ def sync_warm_pool(
                 assigned.add(waiting.name)
         waiting = [t for t in pending if t.name not in assigned]
         _maintain_pool(api, search, alive, busy, waiting, snapshots, settings)
+        # no event marks a timeout: another pass just after the first one falls due
+        return min(deadlines) + 1.0 if deadlines else None

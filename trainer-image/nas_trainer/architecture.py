@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-ARCHITECTURE_SCHEMA = "nas.architecture/v1"
+from nas_contracts.architecture import SCHEMA as ARCHITECTURE_SCHEMA
 
 
 def canonical_json(value: Any) -> str:

@@ -24,8 +24,9 @@ from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
 from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
 
-API_VERSION = "archsearch.io/v1alpha1"
-KIND = "ArchitectureSearch"
+from nas_contracts.api import API_VERSION
+from nas_contracts.api import SEARCH_KIND as KIND
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Trial Jobs are named <search>-<index:05d> and Job names must fit in 63 characters.
 MAX_NAME_LENGTH = 50

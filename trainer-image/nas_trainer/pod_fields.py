@@ -10,6 +10,10 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
+from nas_contracts.cluster import DATA_VOLUME, TMP_MOUNT_PATH, TMP_VOLUME
+from nas_contracts.result import TERMINATION_LOG
+from nas_contracts.volume import MOUNT_PATH
+
 from .manifest_errors import ManifestError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -49,10 +53,9 @@ EXPOSED_RESOURCES = tuple(f"{kind}.{name}" for kind in ("limits", "requests")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIXES = ("NAS_", "KUBERNETES_", "LD_")
 RESERVED_ENV = ("PYTHONPATH", "PYTHONHOME", "HOME", "PYTHONUNBUFFERED")
-# The operator's own volumes (names.DATA_VOLUME, builders.security.TMP_VOLUME) and paths.
-RESERVED_VOLUMES = ("search-data", "tmp")
-RESERVED_MOUNT_DIRS = ("/data", "/tmp")
-TERMINATION_LOG = "/dev/termination-log"
+# The operator's own volumes and paths.
+RESERVED_VOLUMES = (DATA_VOLUME, TMP_VOLUME)
+RESERVED_MOUNT_DIRS = (MOUNT_PATH, TMP_MOUNT_PATH)
 VOLUME_SOURCES = ("configMap", "secret", "emptyDir", "persistentVolumeClaim")
 ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
 MAX_COMMAND_BYTES = 65536

@@ -24,12 +24,8 @@ from typing import Any, Mapping
 
 import yaml
 
-MANIFEST_FILE = "search.yaml"
-TRIALS_FILE = "trials.jsonl"
-BEST_FILE = "best.json"
-CHECKPOINT_DIR = "checkpoint"
-FINAL_DIR = "best"            # the final training of a search on a cluster (contract 5)
-MODEL_FILE = "model.pt"
+from nas_contracts.volume import (  # noqa: F401  (contract 5's names, used through here)
+    BEST_FILE, CHECKPOINT_DIR, FINAL_DIR, MANIFEST_FILE, MODEL_FILE, TRIALS_FILE, trial_dir)
 CHECKPOINT_JSON = "strategy.json"
 CHECKPOINT_TENSORS = "strategy.pt"
 CHECKPOINT_PREVIOUS_TENSORS = "strategy.previous.pt"
@@ -125,7 +121,7 @@ class ResultsFolder:
         return self.path / CHECKPOINT_DIR
 
     def trial_dir(self, index: int) -> Path:
-        return self.path / "trials" / f"{index:05d}"
+        return self.path / trial_dir(index)
 
     @property
     def final_dir(self) -> Path:

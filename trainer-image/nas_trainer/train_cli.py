@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-EXIT_OK, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 3
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+from nas_contracts.result import EXIT_OK, EXIT_PERMANENT, EXIT_RETRYABLE
+from nas_contracts.result import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
 
 
 class InputError(ValueError):

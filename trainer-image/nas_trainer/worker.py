@@ -2,11 +2,9 @@
 
 A fresh trial process spends seconds importing torch and making its first CUDA context
 before it trains anything; a worker pays that once. The operator writes each assignment
-into this pod's annotation ``archsearch.io/assignment`` (JSON: trial, uid, attempt,
-architecture, config, outputDir); the worker watches its own pod, trains the assignment
-in process with nas-train's code path (``train_cli.evaluate``) and answers in the
-annotation ``archsearch.io/result`` (JSON: trial, uid, attempt, result: contract 3). The
-operator alone writes Trial status; the worker's ServiceAccount may only read and patch
+into this pod's annotations (contract 8, ``nas_contracts.warm_pool``); the worker
+watches its own pod, trains the assignment in process with nas-train's code path
+(``train_cli.evaluate``) and answers with the result JSON (contract 3). The operator alone writes Trial status; the worker's ServiceAccount may only read and patch
 its own pod.
 
 Exit: SIGTERM ends it at once (the operator requeues the Trial); a CUDA error that may
@@ -17,53 +15,28 @@ Env: ``NAS_POD_NAME``, ``NAS_NAMESPACE`` (fieldRefs).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 from typing import Any
 
-from .train_cli import EXIT_OK, EXIT_RETRYABLE, Evaluation, evaluate
+from nas_contracts.cluster import ENV_NAMESPACE, ENV_POD_NAME
+from nas_contracts.result import EXIT_OK, EXIT_RETRYABLE, TERMINATION_LIMIT
+from nas_contracts.warm_pool import RESULT_ANNOTATION, answer, pending_assignment, run_key
 
-ASSIGNMENT_ANNOTATION = "archsearch.io/assignment"
-RESULT_ANNOTATION = "archsearch.io/result"
+from .train_cli import Evaluation, evaluate
+
 WATCH_SECONDS = 300
 CUDA_WORDS = ("CUDA", "CUBLAS", "CUDNN", "cuDNN", "device-side assert", "NCCL")
 
 
-def run_key(doc: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Which run of which Trial a document is about: (trial, uid, attempt)."""
-    return doc.get("trial"), doc.get("uid"), doc.get("attempt")
-
-
-def read_json(annotations: dict[str, str] | None, key: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads((annotations or {}).get(key) or "null")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def pending_assignment(annotations: dict[str, str] | None) -> dict[str, Any] | None:
-    """The assignment this pod still has to answer (None when idle or already answered)."""
-    assignment = read_json(annotations, ASSIGNMENT_ANNOTATION)
-    if assignment is None:
-        return None
-    result = read_json(annotations, RESULT_ANNOTATION)
-    if result is not None and run_key(result) == run_key(assignment):
-        return None
-    return assignment
-
-
 def result_patch(assignment: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     """The merge patch answering ``assignment`` with the result JSON ``doc`` (< 4 KiB)."""
-    from .training.result import TERMINATION_LIMIT, compact
+    from .training.result import compact
 
-    trial, uid, attempt = run_key(assignment)
-    result = json.loads(compact(doc, TERMINATION_LIMIT - 512))  # 512: room for the envelope
-    answer = {"trial": trial, "uid": uid, "attempt": attempt, "result": result}
-    return {"metadata": {"annotations": {RESULT_ANNOTATION: json.dumps(answer, sort_keys=True)}}}
+    result = compact(doc, TERMINATION_LIMIT - 512)  # 512: room for the envelope
+    return {"metadata": {"annotations": {RESULT_ANNOTATION: answer(assignment, result)}}}
 
 
 def may_have_poisoned_cuda(error: BaseException | None) -> bool:
@@ -151,7 +124,7 @@ def _exit_now(signum: int, _frame: Any) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, _exit_now)
     signal.signal(signal.SIGINT, _exit_now)
-    pod, namespace = os.environ.get("NAS_POD_NAME"), os.environ.get("NAS_NAMESPACE")
+    pod, namespace = os.environ.get(ENV_POD_NAME), os.environ.get(ENV_NAMESPACE)
     if not pod or not namespace:
         print("nas-worker: NAS_POD_NAME and NAS_NAMESPACE must be set (fieldRefs)",
               file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nas_contracts import cluster as contract
+
 from ..config import OperatorSettings
 from ..names import (
     COMPONENT_CONTROLLER,
@@ -44,11 +46,11 @@ def build_controller_pod(search: dict[str, Any], settings: OperatorSettings) -> 
         "image": controller_image(search, settings),
         "command": list(settings.controller_command),
         "env": [
-            {"name": "NAS_SEARCH_NAME", "value": name},
-            _field_env("NAS_NAMESPACE", "metadata.namespace"),
-            _field_env("NAS_POD_NAME", "metadata.name"),
-            _field_env("NAS_POD_UID", "metadata.uid"),
-            {"name": "NAS_DATA_DIR", "value": DATA_MOUNT_PATH},
+            {"name": contract.ENV_SEARCH_NAME, "value": name},
+            _field_env(contract.ENV_NAMESPACE, "metadata.namespace"),
+            _field_env(contract.ENV_POD_NAME, "metadata.name"),
+            _field_env(contract.ENV_POD_UID, "metadata.uid"),
+            {"name": contract.ENV_DATA_DIR, "value": DATA_MOUNT_PATH},
             {"name": "HOME", "value": "/tmp"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
         ],

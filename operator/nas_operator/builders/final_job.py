@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nas_contracts.volume import FINAL_DIR
+
 from ..config import OperatorSettings
+from ..search_record import SearchRecord
 from ..names import COMPONENT_FINAL, DATA_MOUNT_PATH, final_job_name, owner_reference, search_labels
 from .trial_job import build_training_job
-
-FINAL_DIR = "best"  # on the volume; contract 5
 
 
 def final_epochs(search: dict[str, Any]) -> int | None:
@@ -64,6 +65,6 @@ def build_final_job(
         settings,
         metadata=metadata,
         output_dir=f"{DATA_MOUNT_PATH}/{FINAL_DIR}",
-        suspend=bool(search["spec"].get("suspend")),
+        suspend=SearchRecord.of(search).suspend,
         deadline_seconds=final_deadline_seconds(search, run),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..search_record import SearchRecord
 from ..names import (
     COMPONENT_RBAC,
     GROUP,
@@ -98,7 +99,7 @@ def worker_rules(search: dict[str, Any]) -> list[dict[str, Any]]:
     """Warm workers read and answer their own pods (a list/watch narrowed by resourceNames
     needs a metadata.name field selector, which is how nas-worker watches)."""
     name = search["metadata"]["name"]
-    parallelism = int((search["spec"].get("trials") or {}).get("parallelism") or 1)
+    parallelism = SearchRecord.of(search).trials.parallelism
     return [
         {
             "apiGroups": [""],

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import OperatorSettings
+from nas_contracts.cluster import TMP_MOUNT_PATH, TMP_VOLUME
 
-TMP_VOLUME = "tmp"
-TMP_MOUNT_PATH = "/tmp"
+from ..config import OperatorSettings
 
 
 def pod_security(settings: OperatorSettings) -> dict[str, Any]:

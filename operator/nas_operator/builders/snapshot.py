@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..search_record import SearchRecord
 from ..names import (
     COMPONENT_SNAPSHOT,
     LABEL_GENERATION,
@@ -23,14 +24,13 @@ from .storage import claim_name, trial_pods_mount_volume
 
 def trial_run_spec(search: dict[str, Any], claim_access_modes: list[str]) -> dict[str, Any]:
     """What a trial Job needs from its search, resolved now (claim, whether to mount it)."""
-    spec = search["spec"]
-    trainer = dict(spec.get("trainer") or {})
-    trials = spec.get("trials") or {}
+    record = SearchRecord.of(search)
+    trainer = dict(search["spec"].get("trainer") or {})
     return {
-        "generation": int(search["metadata"].get("generation") or 1),
+        "generation": record.generation,
         "trainer": trainer,
-        "retries": int(trials.get("retries", 2)),
-        "timeoutSeconds": int(trials.get("timeoutSeconds", 3600)),
+        "retries": record.trials.retries,
+        "timeoutSeconds": record.trials.timeout_seconds,
         "claimName": claim_name(search),
         "mountSearchVolume": trial_pods_mount_volume(trainer, claim_access_modes),
     }

@@ -15,6 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nas_contracts import cluster as contract
+from nas_contracts import trial as contract_trial
+from nas_contracts import volume
+from nas_contracts.result import EXIT_PERMANENT
+
 from ..config import OperatorSettings
 from .security import TMP_MOUNT_PATH, container_security, pod_security, tmp_mount, tmp_volume
 from ..names import (
@@ -23,16 +28,13 @@ from ..names import (
     DATA_VOLUME,
     LABEL_COMPONENT,
     LABEL_MANAGED_BY,
-    LABEL_SEARCH,
     LABEL_TRIAL,
-    LABEL_TRIAL_INDEX,
     MANAGED_BY,
     TRAINER_CONTAINER,
     job_name,
     owner_reference,
 )
 
-PERMANENT_EXIT_CODE = 3
 # torch's, matplotlib's and the datasets' caches go under $HOME: the writable /tmp
 HOME_ENV = {"name": "HOME", "value": TMP_MOUNT_PATH}
 DEFAULT_COMMAND = ("nas-train",)
@@ -65,22 +67,22 @@ def trainer_config(trainer: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(trainer.items()) if k not in POD_FIELDS}
 
 
-def trial_labels(trial: dict[str, Any]) -> dict[str, str]:
+def job_labels(trial: dict[str, Any]) -> dict[str, str]:
+    """A trial Job's (and its pods') labels: the Trial's (contract 4), and the operator's."""
     spec = trial["spec"]
     return {
-        LABEL_SEARCH: spec["searchName"],
+        **contract_trial.trial_labels(spec["searchName"], spec["index"]),
         LABEL_TRIAL: trial["metadata"]["name"],
-        LABEL_TRIAL_INDEX: str(spec["index"]),
         LABEL_COMPONENT: COMPONENT_TRIAL,
         LABEL_MANAGED_BY: MANAGED_BY,
     }
 
 
-def trial_output_dir(trial: dict[str, Any], run: dict[str, Any]) -> str | None:
+def output_dir_of(trial: dict[str, Any], run: dict[str, Any]) -> str | None:
     """NAS_OUTPUT_DIR of a trial pod: its folder on the search volume, when it mounts it."""
     if not run["mountSearchVolume"]:
         return None
-    return f"{DATA_MOUNT_PATH}/trials/{trial['spec']['index']:05d}"
+    return volume.trial_output_dir(trial["spec"]["index"])
 
 
 def _env(
@@ -88,15 +90,15 @@ def _env(
 ) -> list[dict[str, Any]]:
     spec = trial["spec"]
     env = [
-        {"name": "NAS_ARCHITECTURE", "value": json.dumps(spec["architecture"], sort_keys=True)},
-        {"name": "NAS_TRAINER_CONFIG", "value": json.dumps(trainer_config(run["trainer"]))},
-        {"name": "NAS_SEARCH_NAME", "value": spec["searchName"]},
-        {"name": "NAS_TRIAL_NAME", "value": trial["metadata"]["name"]},
-        {"name": "NAS_TRIAL_INDEX", "value": str(spec["index"])},
+        {"name": contract.ENV_ARCHITECTURE, "value": json.dumps(spec["architecture"], sort_keys=True)},
+        {"name": contract.ENV_TRAINER_CONFIG, "value": json.dumps(trainer_config(run["trainer"]))},
+        {"name": contract.ENV_SEARCH_NAME, "value": spec["searchName"]},
+        {"name": contract.ENV_TRIAL_NAME, "value": trial["metadata"]["name"]},
+        {"name": contract.ENV_TRIAL_INDEX, "value": str(spec["index"])},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
     if output_dir:
-        env.append({"name": "NAS_OUTPUT_DIR", "value": output_dir})
+        env.append({"name": contract.ENV_OUTPUT_DIR, "value": output_dir})
     return env
 
 
@@ -202,7 +204,7 @@ def build_training_job(
                     "onExitCodes": {
                         "containerName": TRAINER_CONTAINER,
                         "operator": "In",
-                        "values": [PERMANENT_EXIT_CODE],
+                        "values": [EXIT_PERMANENT],
                     },
                 },
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
@@ -230,7 +232,7 @@ def build_trial_job(
     metadata = {
         "name": job_name(trial["metadata"]["name"]),
         "namespace": trial["metadata"]["namespace"],
-        "labels": trial_labels(trial),
+        "labels": job_labels(trial),
         "ownerReferences": [owner_reference(trial)],
     }
     return build_training_job(
@@ -238,7 +240,7 @@ def build_trial_job(
         run,
         settings,
         metadata=metadata,
-        output_dir=trial_output_dir(trial, run),
+        output_dir=output_dir_of(trial, run),
         suspend=suspend,
         deadline_seconds=int(run["timeoutSeconds"]),
     )

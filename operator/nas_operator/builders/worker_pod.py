@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from nas_contracts import cluster as contract
+
 from ..config import OperatorSettings
 from ..names import (
     COMPONENT_WORKER,
@@ -44,9 +46,9 @@ def _env(search_name: str) -> list[dict[str, Any]]:
         return {"fieldRef": {"fieldPath": path}}
 
     return [
-        {"name": "NAS_SEARCH_NAME", "value": search_name},
-        {"name": "NAS_POD_NAME", "valueFrom": field("metadata.name")},
-        {"name": "NAS_NAMESPACE", "valueFrom": field("metadata.namespace")},
+        {"name": contract.ENV_SEARCH_NAME, "value": search_name},
+        {"name": contract.ENV_POD_NAME, "valueFrom": field("metadata.name")},
+        {"name": contract.ENV_NAMESPACE, "valueFrom": field("metadata.namespace")},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from ..search_record import TrialsSpec
 from ..names import (
     COMPONENT_CONTROLLER,
     COMPONENT_TRIAL,
@@ -18,7 +19,6 @@ from ..names import (
     SEARCH_PLURAL,
     TRIAL_PLURAL,
     VERSION,
-    trials_mode,
 )
 from ..records import (
     JobRecord,
@@ -35,7 +35,7 @@ from ..records import (
 @kopf.index(GROUP, VERSION, SEARCH_PLURAL)
 def searches(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
     """Each search's spec.trials.mode (Job or WarmPool)."""
-    return {(namespace, name): trials_mode({"spec": dict(spec)})}
+    return {(namespace, name): TrialsSpec.of(spec).mode}
 
 
 @kopf.index(GROUP, VERSION, TRIAL_PLURAL)

@@ -17,11 +17,10 @@ from ..names import (
     COMPONENT_WORKER,
     LABEL_COMPONENT,
     LABEL_SEARCH,
-    MODE_WARM_POOL,
     SEARCH_KIND,
-    trials_mode,
 )
 from ..refusals import Refused
+from ..search_record import SearchRecord
 from ..status_loop import LOOP
 from ..warm_pool_sync import sync_warm_pool
 
@@ -31,15 +30,18 @@ def pool_pass(namespace: str, search_name: str, trials_by_search: kopf.Index) ->
     if (
         search is None
         or search["metadata"].get("deletionTimestamp")
-        or trials_mode(search) != MODE_WARM_POOL
+        or not SearchRecord.of(search).warm_pool
         or (search.get("status") or {}).get("observedGeneration") is None
     ):
         return
     records = list(trials_by_search.get((namespace, search_name), []))
     try:
-        sync_warm_pool(api(), search, records, SETTINGS)
+        due = sync_warm_pool(api(), search, records, SETTINGS)
     except Refused:
         LOOP.mark(namespace, search_name)  # its status pass meets it too and fails the search
+        return
+    if due is not None:  # a running trial's timeout: no event will come then
+        LOOP.mark_in(namespace, search_name, due)
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_COMPONENT: COMPONENT_WORKER})

@@ -22,6 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes.client.rest import ApiException
+from nas_contracts.cluster import (  # noqa: F401  (EXIT_PERMANENT: nas-controller's, read here)
+    CONTROLLER_EXIT_PERMANENT as EXIT_PERMANENT,
+    INVALID_SPEC,
+    REFUSED_STATUSES,
+    STATUS_REFUSED,
+    TRIAL_REFUSED,
+    ControllerExit,
+)
+from nas_contracts.result import TERMINATION_LOG
 
 from nas_trainer.controller.retry import policy_not_ready
 from nas_trainer.manifest import ManifestError, SearchManifest, parse_search
@@ -29,10 +38,6 @@ from nas_trainer.preflight import trainer_problem
 
 log = logging.getLogger(__name__)
 
-EXIT_PERMANENT = 3
-TERMINATION_LOG = "/dev/termination-log"
-MESSAGE_LIMIT = 3000  # the kubelet keeps 4 KiB of a termination message
-REFUSED_STATUSES = frozenset({400, 403, 413, 422})
 
 
 class PermanentError(Exception):
@@ -44,13 +49,13 @@ class PermanentError(Exception):
 
 class InvalidSpec(PermanentError):
     def __init__(self, message: str) -> None:
-        super().__init__("InvalidSpec", message)
+        super().__init__(INVALID_SPEC, message)
 
 
 class TrialRefused(PermanentError):
     def __init__(self, name: str, err: ApiException) -> None:
         super().__init__(
-            "TrialRefused",
+            TRIAL_REFUSED,
             f"the API server refused to create Trial {name} (HTTP {err.status}): "
             f"{server_message(err)}",
         )
@@ -59,7 +64,7 @@ class TrialRefused(PermanentError):
 class StatusRefused(PermanentError):
     def __init__(self, search: str, err: ApiException) -> None:
         super().__init__(
-            "StatusRefused",
+            STATUS_REFUSED,
             f"the API server refused the controller's status of {search} (HTTP {err.status}): "
             f"{server_message(err)}",
         )
@@ -104,11 +109,7 @@ def check_spec(document: dict[str, Any]) -> SearchManifest:
 
 
 def termination_message(err: PermanentError, generation: int | None) -> str:
-    message = err.message if len(err.message) <= MESSAGE_LIMIT else err.message[:MESSAGE_LIMIT] + "..."
-    doc: dict[str, Any] = {"reason": err.reason, "message": message}
-    if generation is not None:
-        doc["generation"] = int(generation)
-    return json.dumps(doc, separators=(",", ":"))
+    return ControllerExit(err.reason, err.message, generation).to_message()
 
 
 def write_termination_message(err: PermanentError, generation: int | None,

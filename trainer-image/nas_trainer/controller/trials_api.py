@@ -12,31 +12,22 @@ from typing import Any, Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+# the contract's coordinates, also read through here by the controller's other modules
+from nas_contracts.api import API_VERSION, GROUP, SEARCH_KIND, TRIAL_KIND, VERSION
+from nas_contracts.api import SEARCH_PLURAL as SEARCHES
+from nas_contracts.api import TRIAL_PLURAL as TRIALS
+from nas_contracts.architecture import trial_architecture
+from nas_contracts.trial import FINISHED_PHASES, LABEL_SEARCH, trial_index, trial_labels, trial_name
 
 from nas_trainer.controller.informer import list_custom_objects
 from nas_trainer.controller.permanent import StatusRefused, TrialRefused, is_refusal
 from nas_trainer.controller.retry import retrying
 
-GROUP = "archsearch.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-TRIALS = "trials"
-SEARCHES = "architecturesearches"
-LABEL_SEARCH = "archsearch.io/search"
-LABEL_INDEX = "archsearch.io/trial-index"
-
-FINISHED_PHASES = ("Succeeded", "Failed")
-
-
-def trial_name(search: str, index: int) -> str:
-    return f"{search}-{index:05d}"
-
-
 def search_owner_reference(search_obj: dict[str, Any]) -> dict[str, Any]:
     meta = search_obj["metadata"]
     return {
         "apiVersion": API_VERSION,
-        "kind": "ArchitectureSearch",
+        "kind": SEARCH_KIND,
         "name": meta["name"],
         "uid": meta["uid"],
         # the operator, not this controller, is the search's controller
@@ -58,11 +49,7 @@ def build_trial(
     spec: dict[str, Any] = {
         "searchName": search,
         "index": index,
-        "architecture": {
-            k: architecture[k]
-            for k in ("schema", "space", "options", "tokens", "canonical", "hash")
-            if k in architecture
-        },
+        "architecture": trial_architecture(architecture),
         "policyVersion": int(policy_version),
         "searchGeneration": int(meta.get("generation") or 1),
     }
@@ -70,11 +57,11 @@ def build_trial(
         spec["logProb"] = float(log_prob)
     return {
         "apiVersion": API_VERSION,
-        "kind": "Trial",
+        "kind": TRIAL_KIND,
         "metadata": {
             "name": trial_name(search, index),
             "namespace": meta["namespace"],
-            "labels": {LABEL_SEARCH: search, LABEL_INDEX: str(index)},
+            "labels": trial_labels(search, index),
             "ownerReferences": [search_owner_reference(search_obj)],
         },
         "spec": spec,
@@ -107,14 +94,6 @@ class TrialView:
     @property
     def hash(self) -> str:
         return str(self.architecture.get("hash", ""))
-
-
-def trial_index(obj: dict[str, Any]) -> int:
-    """A Trial's index: its spec, else its label (both are written by us)."""
-    spec_index = (obj.get("spec") or {}).get("index")
-    if spec_index is not None:
-        return int(spec_index)
-    return int(obj["metadata"]["labels"][LABEL_INDEX])
 
 
 def view_trial(obj: dict[str, Any]) -> TrialView:

@@ -12,7 +12,6 @@ is killed and fails with Timeout.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -23,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
+from nas_contracts.cluster import (ENV_ARCHITECTURE, ENV_OUTPUT_DIR, ENV_TRAINER_CONFIG,
+                                   ENV_TRIAL_INDEX)
+from nas_contracts.result import EXIT_PERMANENT, TrialResult, parse_result
+from nas_contracts.volume import RESULT_FILE
+
 from ..cpus import threads_per_trial
 from ..results import ResultsFolder, atomic_write
 from ..search import TrialOutcome, TrialRequest
 
-PERMANENT_EXIT_CODE = 3
 POLL_SECONDS = 0.05
 KILL_GRACE_SECONDS = 5.0
 
@@ -93,10 +96,10 @@ class SubprocessExecutor:
                 "--out", str(directory),
                 "--termination-log", str(directory / "termination-log")]
         env = {**os.environ, **self.env,
-               "NAS_ARCHITECTURE": (directory / "architecture.json").read_text(),
-               "NAS_TRAINER_CONFIG": json.dumps(self.trainer_config),
-               "NAS_TRIAL_INDEX": str(request.index),
-               "NAS_OUTPUT_DIR": str(directory)}
+               ENV_ARCHITECTURE: (directory / "architecture.json").read_text(),
+               ENV_TRAINER_CONFIG: json.dumps(self.trainer_config),
+               ENV_TRIAL_INDEX: str(request.index),
+               ENV_OUTPUT_DIR: str(directory)}
         log.write(f"--- attempt {attempt}: {' '.join(argv)}\n".encode())
         log.flush()
         # Own session: a Ctrl-C at the terminal reaches `nas`, which stops its trials itself.
@@ -142,7 +145,7 @@ class SubprocessExecutor:
                 message=f"killed after {self.timeout_seconds:g} s (spec.trials.timeoutSeconds)"))
         if code == 0:
             return self._done(run, self._read_result(run, elapsed))
-        if code == PERMANENT_EXIT_CODE:
+        if code == EXIT_PERMANENT:
             return self._done(run, TrialOutcome(run.request.index, succeeded=False,
                                                 reason="PermanentError", seconds=elapsed,
                                                 message=self._error_message(run)))
@@ -160,44 +163,38 @@ class SubprocessExecutor:
         return outcome
 
     def _read_result(self, run: _Running, elapsed: float) -> TrialOutcome:
-        doc = self._result_document(run)
+        """The outcome of a trainer that exited 0, by contract 3's one reader and rule."""
+        result = self._result(run)
         index = run.request.index
-        if doc is None:
+        if result is None or not result.succeeded:
+            message = (result.error if result is not None and result.error else
+                       "the trainer exited 0 without a result JSON with a numeric reward")
             return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
-                                message="the trainer exited 0 without a readable result JSON")
-        if "error" in doc:
-            return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
-                                message=str(doc["error"]))
-        reward = doc.get("reward")
-        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not math.isfinite(reward):
-            return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
-                                message=f"the result has no numeric reward (got {reward!r})")
-        parameters = doc.get("parameters")
-        epochs = doc.get("epochs")
-        return TrialOutcome(index, succeeded=True, reward=float(reward),
-                            metrics=dict(doc.get("metrics") or {}),
-                            seconds=float(doc.get("seconds", elapsed)),
-                            parameters=int(parameters) if isinstance(parameters, (int, float)) else None,
-                            stopped_early=doc.get("stoppedEarly") is True,
-                            message=str(doc.get("stopReason") or ""),
-                            epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool)
-                            else None)
+                                message=message)
+        return TrialOutcome(index, succeeded=True, reward=result.reward,
+                            metrics=dict(result.metrics),
+                            seconds=result.seconds if result.seconds is not None else elapsed,
+                            parameters=result.parameters,
+                            stopped_early=result.stopped_early,
+                            message=result.stop_reason or "",
+                            epochs=result.epochs)
 
     @staticmethod
-    def _result_document(run: _Running) -> dict[str, Any] | None:
-        for name in ("result.json", "termination-log"):
+    def _result(run: _Running) -> TrialResult | None:
+        """result.json, else the termination log (a trainer without an output folder)."""
+        for name in (RESULT_FILE, "termination-log"):
             try:
-                doc = json.loads((run.directory / name).read_text())
-            except (OSError, ValueError):
+                result = parse_result((run.directory / name).read_text())
+            except OSError:
                 continue
-            if isinstance(doc, dict):
-                return doc
+            if result is not None:
+                return result
         return None
 
     def _error_message(self, run: _Running) -> str:
-        doc = self._result_document(run)
-        if doc and doc.get("error"):
-            return str(doc["error"])
+        result = self._result(run)
+        if result is not None and result.error:
+            return result.error
         try:
             lines = (run.directory / "log.txt").read_text(errors="replace").strip().splitlines()
         except OSError:

@@ -11,9 +11,9 @@ from typing import Any, Mapping
 
 from ..results import atomic_write
 
-SCHEMA = "nas.result/v1"
+from nas_contracts.result import SCHEMA, TERMINATION_LIMIT, error_json  # noqa: F401  (contract 3)
+
 MODEL_SCHEMA = "nas.model/v1"
-TERMINATION_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
 
 
 def clean(value: Any) -> Any:
@@ -54,10 +54,6 @@ class TrialResult:
             doc["stoppedEarly"] = True
             doc["stopReason"] = self.stop_reason
         return clean(doc)
-
-
-def error_json(message: str, permanent: bool) -> dict[str, Any]:
-    return {"schema": SCHEMA, "error": message, "permanent": permanent}
 
 
 def compact(doc: Mapping[str, Any], limit: int = TERMINATION_LIMIT) -> str:
