@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite runs for real besides the control plane:
-# Prometheus (Debian's package) and Helm (built from the Go module proxy at a pinned
+# Prometheus, the real node's containerd, runc and CNI plugins, the image builders podman
+# and debootstrap (Debian's packages), and Helm (built from the Go module proxy at a pinned
 # version, cached outside the repository). Idempotent: a second run does nothing.
 # Prints the Helm binary folder on stdout (tests put it on PATH).
 set -euo pipefail
@@ -28,6 +29,31 @@ if ! command -v prometheus >/dev/null; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
   fi
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [[ $created_policy == 1 ]]; then rm -f "$policy"; fi
+fi
+
+# --- The real node (tests/cluster/real_node.py) and the image builds (build-images.sh):
+# containerd, runc and the CNI plugins run pods; podman and debootstrap build the images.
+REAL_NODE_PACKAGES=(containerd runc containernetworking-plugins iptables podman debootstrap)
+missing=()
+for pkg in "${REAL_NODE_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+  if [[ $EUID -ne 0 ]]; then
+    log "missing Debian packages: sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # containerd's package would start a system daemon; the real node runs its own.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [[ $created_policy == 1 ]]; then rm -f "$policy"; fi
 fi
 
