@@ -125,6 +125,7 @@ def generate(dir: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     _write(pki.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(dir / "ca.key", _key_pem(ca_key))  # the real node's certificates (real_node_pki.py)
 
     def issue(key, subject: x509.Name, usage, san: x509.SubjectAlternativeName | None):
         builder = _builder(subject, ca_name, key.public_key()).add_extension(
