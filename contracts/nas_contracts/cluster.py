@@ -33,6 +33,13 @@ COMPONENT_WORKER = "worker"
 MODE_JOB = "Job"
 MODE_WARM_POOL = "WarmPool"
 
+# spec.trainer's keys that shape the pod; NAS_TRAINER_CONFIG is spec.trainer without them
+TRAINER_POD_FIELDS = frozenset({
+    "image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
+    "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
+    "imagePullPolicy", "runtimeClassName", "serviceAccountName", "imagePullSecrets",
+})
+
 TRAINER_CONTAINER = "trainer"
 CONTROLLER_CONTAINER = "controller"
 DATA_VOLUME = "search-data"  # the search volume, at volume.MOUNT_PATH

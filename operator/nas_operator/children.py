@@ -12,7 +12,7 @@ import kopf
 
 from . import events
 from .builders.rbac import build_rbac, build_worker_rbac
-from .builders.snapshot import build_trainer_snapshot, read_trainer_snapshot
+from .builders.snapshot import TrainerSnapshot, build_trainer_snapshot, read_trainer_snapshot
 from .builders.storage import build_pvc, claim_name, pvc_owner_references
 from .k8s import KubeApi
 from .names import (
@@ -54,8 +54,8 @@ def claim_access_modes(api: KubeApi, search: dict[str, Any]) -> list[str]:
         return list(
             (pvc.get("status") or {}).get("accessModes") or pvc["spec"].get("accessModes") or []
         )
-    storage = search["spec"].get("storage") or {}
-    return [] if storage.get("claimName") else list(storage.get("accessModes") or ["ReadWriteOnce"])
+    storage = SearchRecord.of(search).storage
+    return [] if storage.claim_name else list(storage.access_modes)
 
 
 def ensure_volume(api: KubeApi, search: dict[str, Any]) -> None:
@@ -125,7 +125,7 @@ def ensure_rbac(api: KubeApi, search: dict[str, Any]) -> None:
             )
 
 
-def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> dict[str, Any]:
+def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> TrainerSnapshot:
     """The trainer snapshot of the search's current generation (written once, immutable)."""
     existing, _ = ensure(api, build_trainer_snapshot(search, claim_access_modes(api, search)))
     return read_trainer_snapshot(existing)
@@ -133,7 +133,7 @@ def ensure_snapshot(api: KubeApi, search: dict[str, Any]) -> dict[str, Any]:
 
 def trainer_snapshot_for(
     api: KubeApi, search: dict[str, Any], generation: int
-) -> tuple[dict[str, Any], str]:
+) -> tuple[TrainerSnapshot, str]:
     """The snapshot of ``generation``; (snapshot, warning) where warning is '' when exact.
 
     Missing and current: written now. Missing and older (the operator never saw that

@@ -11,6 +11,7 @@ from typing import Any
 
 from nas_contracts.volume import FINAL_DIR, MODEL_FILE, trial_dir
 
+from .search_record import SearchRecord
 from .trial_status import derive_job_status
 
 FINAL_DONE = ("Succeeded", "Failed", "Skipped")
@@ -25,7 +26,7 @@ def trial_weights(index: int) -> str:
 def skip_reason(search: dict[str, Any], best: dict[str, Any] | None) -> str:
     """Why no final training runs ('' when it should)."""
     spec = search["spec"]
-    if (spec.get("finalTraining") or {}).get("enabled") is False:
+    if not SearchRecord.of(search).final_training:
         return "spec.finalTraining.enabled is false"
     if best is None:
         return "no trial succeeded: there is no best architecture to train"

@@ -218,7 +218,7 @@ def _failed_reason(status: dict[str, Any]) -> str:
 def volume_condition(api: KubeApi, search: dict[str, Any]) -> tuple[bool, str, str] | None:
     """Whether the claim a search names (spec.storage.claimName) exists; looked at only
     while it may be missing (before the search runs), None otherwise (kept as it was)."""
-    claim = ((search["spec"].get("storage") or {}).get("claimName")) or ""
+    claim = SearchRecord.of(search).storage.claim_name
     status = search.get("status") or {}
     previous = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "VolumeReady"), None

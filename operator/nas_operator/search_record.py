@@ -19,6 +19,9 @@ DEFAULT_MAX_TRIALS = 100
 DEFAULT_PARALLELISM = 1
 DEFAULT_RETRIES = 2
 DEFAULT_TIMEOUT_SECONDS = 3600
+DEFAULT_STORAGE_SIZE = "1Gi"
+DEFAULT_ACCESS_MODES = ("ReadWriteOnce",)
+DEFAULT_RETENTION_POLICY = "Retain"
 
 
 def _integer(section: Mapping[str, Any], key: str, default: int) -> int:
@@ -53,13 +56,37 @@ class TrialsSpec:
 
 
 @dataclass(frozen=True)
+class StorageSpec:
+    """``spec.storage``: an existing claim (``claim_name``), or the claim to make."""
+
+    claim_name: str = ""  # "" when the operator makes the claim
+    size: str = DEFAULT_STORAGE_SIZE
+    access_modes: tuple[str, ...] = DEFAULT_ACCESS_MODES
+    storage_class_name: str = ""
+    retention_policy: str = DEFAULT_RETENTION_POLICY
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any] | None) -> "StorageSpec":
+        storage = (spec or {}).get("storage") or {}
+        return cls(
+            claim_name=str(storage.get("claimName") or ""),
+            size=str(storage.get("size") or DEFAULT_STORAGE_SIZE),
+            access_modes=tuple(storage.get("accessModes") or DEFAULT_ACCESS_MODES),
+            storage_class_name=str(storage.get("storageClassName") or ""),
+            retention_policy=str(storage.get("retentionPolicy") or DEFAULT_RETENTION_POLICY),
+        )
+
+
+@dataclass(frozen=True)
 class SearchRecord:
     namespace: str
     name: str
     generation: int  # metadata.generation: 1 until the server sets one
     suspend: bool  # spec.suspend
     trials: TrialsSpec
-    claim_name: str  # spec.storage.claimName: "" when the operator makes the claim
+    storage: StorageSpec
+    final_training: bool  # spec.finalTraining.enabled
+    final_epochs: int | None  # spec.finalTraining.epochs: None for the trainer's own
     phase: str | None  # status.phase, as last written
     deleting: bool
 
@@ -67,13 +94,16 @@ class SearchRecord:
     def of(cls, search: Mapping[str, Any]) -> "SearchRecord":
         meta = search.get("metadata") or {}
         spec = search.get("spec") or {}
+        final = spec.get("finalTraining") or {}
         return cls(
             namespace=str(meta.get("namespace") or ""),
             name=str(meta.get("name") or ""),
             generation=int(meta.get("generation") or 1),
             suspend=bool(spec.get("suspend")),
             trials=TrialsSpec.of(spec),
-            claim_name=str((spec.get("storage") or {}).get("claimName") or ""),
+            storage=StorageSpec.of(spec),
+            final_training=final.get("enabled") is not False,
+            final_epochs=int(final["epochs"]) if final.get("epochs") else None,
             phase=(search.get("status") or {}).get("phase"),
             deleting=bool(meta.get("deletionTimestamp")),
         )

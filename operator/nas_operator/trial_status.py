@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from nas_contracts.trial import FINISHED_PHASES
+
 from .names import TRAINER_CONTAINER
 from .results import TrialResult, parse_result, short_message
 from .summary import summarize
 
-FINISHED = ("Succeeded", "Failed")
+FINISHED = FINISHED_PHASES
 JOB_FAILURE_REASONS = {
     "PodFailurePolicy": "PermanentError",
     "BackoffLimitExceeded": "RetriesExhausted",

@@ -26,6 +26,7 @@ from kubernetes.client.rest import ApiException
 from nas_contracts.warm_pool import build_assignment, run_key
 
 from . import events
+from .builders.snapshot import TrainerSnapshot
 from .builders.trial_job import output_dir_of, trainer_config
 from .builders.worker_pod import build_worker_pod, pod_fields_hash
 from .children import ensure_snapshot, trainer_snapshot_for
@@ -81,9 +82,9 @@ class Snapshots:
 
     def __init__(self, api: KubeApi, search: dict[str, Any]) -> None:
         self.api, self.search = api, search
-        self._runs: dict[int, dict[str, Any]] = {}
+        self._runs: dict[int, TrainerSnapshot] = {}
 
-    def run(self, generation: int) -> dict[str, Any]:
+    def run(self, generation: int) -> TrainerSnapshot:
         if generation not in self._runs:
             self._runs[generation] = trainer_snapshot_for(self.api, self.search, generation)[0]
         return self._runs[generation]
@@ -91,7 +92,7 @@ class Snapshots:
     def pod_hash(self, generation: int) -> str:
         return pod_fields_hash(self.run(generation))
 
-    def current(self) -> dict[str, Any]:
+    def current(self) -> TrainerSnapshot:
         return ensure_snapshot(self.api, self.search)
 
 
@@ -202,7 +203,7 @@ def _settle(
     run = snapshots.run(trial_generation(trial))
     answer = answer_of(pod)
     if answer is not None:
-        if not _write(api, trial, answered_status(old, answer, int(run["retries"]), now)):
+        if not _write(api, trial, answered_status(old, answer, run.retries, now)):
             return pod
         if pod_ended(pod):
             _delete(api, pod)
@@ -212,13 +213,13 @@ def _settle(
         if disrupted(pod):
             new = requeued_status(old, "", f"worker pod {meta['name']} was lost; rerunning")
         else:
-            new = crashed_status(old, crash_message(pod), int(run["retries"]), now)
+            new = crashed_status(old, crash_message(pod), run.retries, now)
         if _write(api, trial, new):
             _delete(api, pod)
             return None
         return pod
     started = parse_time(old.get("startTime") or now)
-    left = started + timedelta(seconds=int(run["timeoutSeconds"])) - parse_time(now)
+    left = started + timedelta(seconds=run.timeout_seconds) - parse_time(now)
     if left.total_seconds() >= 0:
         deadlines.append(left.total_seconds())
     else:
@@ -226,7 +227,7 @@ def _settle(
             **old,
             "phase": "Failed",
             "reason": "Timeout",
-            "message": f"no result {run['timeoutSeconds']}s after its first start; "
+            "message": f"no result {run.timeout_seconds}s after its first start; "
             f"deleted worker pod {meta['name']}",
             "completionTime": now,
         }
@@ -279,7 +280,7 @@ def _assign(
     search: dict[str, Any],
     waiting: Pending,
     pod: dict[str, Any],
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     now: str,
 ) -> bool:
     namespace = search["metadata"]["namespace"]
@@ -289,7 +290,7 @@ def _assign(
         return False  # the index lags: it is running or finished already
     attempt = int(status.get("attempts") or 0) + 1
     output_dir = output_dir_of(trial, run)
-    assignment = build_assignment(trial, attempt, trainer_config(run["trainer"]), output_dir, now)
+    assignment = build_assignment(trial, attempt, trainer_config(run.trainer), output_dir, now)
     patched = _set_assignment(api, pod, assignment)
     if patched is None:
         return False  # the pod changed (another operator assigned it): next pass

@@ -21,16 +21,21 @@ CONSUMERS = [ROOT / "operator" / "nas_operator", ROOT / "trainer-image" / "nas_t
 MODULES = sorted(m.name for m in pkgutil.iter_modules(nas_contracts.__path__))
 
 
+SHARED = [f"nas_contracts.{m}" for m in MODULES] + ["nas_trainer.trainer_options"]
+
+
 def contract_values() -> dict[object, str]:
-    """Each constant of the package (strings long enough to mean something, and the exit
-    codes) with the name that defines it."""
+    """Each constant of the package and of the built-in trainer's torch-free tables (strings
+    long enough to mean something, sets and tuples of names) with the name that defines it."""
     values: dict[object, str] = {}
-    for module in MODULES:
-        for name, value in vars(importlib.import_module(f"nas_contracts.{module}")).items():
+    for module in SHARED:
+        for name, value in vars(importlib.import_module(module)).items():
             if not name.isupper() or name.startswith("_"):
                 continue
-            if (isinstance(value, str) and len(value) > 4) or isinstance(value, frozenset):
-                values.setdefault(value, f"nas_contracts.{module}.{name}")
+            # tuples only of the trainer's tables: ("Succeeded", "Failed") is also a pod's
+            if (isinstance(value, str) and len(value) > 4) or isinstance(value, frozenset) or (
+                    isinstance(value, tuple) and len(value) > 1 and "trainer" in module):
+                values.setdefault(value, f"{module}.{name}")
     return values
 
 
@@ -65,7 +70,9 @@ def test_each_contract_constant_is_defined_once():
                 value = literal(node.value)
             except (ValueError, TypeError, SyntaxError):
                 continue
-            if not names or not isinstance(value, (str, frozenset)):
+            if not names or not isinstance(value, (str, frozenset, tuple)):
+                continue
+            if path.name == "trainer_options.py":
                 continue
             if value in values:
                 again.append(f"{path.relative_to(ROOT)}: {names[0]} = {value!r} "

@@ -166,8 +166,7 @@ def test_nas_bench_graph_datasets():
 # -- 3. the trainer: datasets, reward transforms, keys, enums -----------------------------
 
 def test_datasets_are_the_trainers():
-    from nas_trainer.data import DATASETS
-    assert m.DATASETS == DATASETS
+    from nas_trainer.trainer_options import DATASETS
     [rule] = [r for r in rules(TRAINER) if "self.dataset in [" in r]
     assert re.findall(r"'([^']+)'", rule.split("self.dataset in")[1]) == list(DATASETS)
     [message] = [v["message"] for v in TRAINER["x-kubernetes-validations"] if v["rule"] == rule]
@@ -175,10 +174,11 @@ def test_datasets_are_the_trainers():
 
 
 def test_reward_transforms_are_the_trainers():
-    from nas_trainer.training.config import REWARD_TRANSFORMS, RewardConfig
+    from nas_trainer.trainer_options import REWARD_TRANSFORMS
+    from nas_trainer.training.config import RewardConfig
     from nas_trainer.training.reward import transform
     reward = TRAINER["properties"]["reward"]["properties"]
-    assert reward["transform"]["enum"] == list(REWARD_TRANSFORMS) == list(m.REWARD_TRANSFORMS)
+    assert reward["transform"]["enum"] == list(REWARD_TRANSFORMS)
     assert set(reward) == {f.name if f.name != "last_epochs" else "lastEpochs"
                            for f in dataclasses.fields(RewardConfig)}
     for name in REWARD_TRANSFORMS:
@@ -191,17 +191,16 @@ def test_reward_transforms_are_the_trainers():
 
 
 def test_trainer_keys_are_the_pods_and_the_trainers():
-    from nas_operator.builders.trial_job import POD_FIELDS
-    from nas_trainer.training.config import POD_KEYS, TrainerConfig
+    from nas_contracts.cluster import TRAINER_POD_FIELDS
+    from nas_trainer.training.config import TrainerConfig
 
     def camel(name: str) -> str:
         head, *rest = name.split("_")
         return head + "".join(word.title() for word in rest)
 
-    assert set(m.POD_KEYS) == POD_KEYS == POD_FIELDS
     training = {camel(f.name) for f in dataclasses.fields(TrainerConfig)}
     # securityContext is in the schema only to be refused with the reason (the operator's)
-    assert set(TRAINER["properties"]) - {"securityContext"} == set(m.POD_KEYS) | training
+    assert set(TRAINER["properties"]) - {"securityContext"} == TRAINER_POD_FIELDS | training
 
 
 def test_enums_and_patterns_are_the_parsers():

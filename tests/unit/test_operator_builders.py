@@ -182,10 +182,11 @@ def test_snapshot_records_the_trainer_of_the_generation():
     assert cm["metadata"]["name"] == "cora-trainer-3" and cm["immutable"] is True
     run = read_trainer_snapshot(cm)
     assert run == trial_run_spec(search(), ["ReadWriteMany"])
+    stored = json.loads(cm["data"]["trainer.json"])  # the ConfigMap's keys, as in contract 7
     assert (
-        run["trainer"]["image"] == "trainer:1"
-        and run["retries"] == 4
-        and run["mountSearchVolume"] is True
+        stored["trainer"]["image"] == "trainer:1"
+        and stored["retries"] == 4
+        and stored["mountSearchVolume"] is True
     )
 
 

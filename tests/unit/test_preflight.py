@@ -111,17 +111,23 @@ def test_the_crds_cel_gives_the_parsers_verdict(space, trainer, error):
                                               zip(SPEC_RULES, verdicts) if not ok]
 
 
-def test_the_parsers_space_tables_are_the_trainers():
-    from nas_trainer.data import DATASET_OPTIONS, TEXT_DATASETS
-    from nas_trainer.models import BUILD_OPTIONS, IMAGE_SPACES, LANGUAGE_SPACES
-    from nas_trainer.training.run import IMAGE_METRICS, LANGUAGE_METRICS
+def test_the_trainers_tables_load_without_torch():
+    """The manifest's parser, `nas validate`'s checks and the trainer's configuration read
+    the trainer's own tables (no copies to keep equal), and none of them imports torch."""
+    import subprocess
+    import sys
 
-    assert m.TEXT_DATASETS == TEXT_DATASETS and m.LANGUAGE_SPACES == LANGUAGE_SPACES
-    assert set(m.TRAINED_SPACES) == set(IMAGE_SPACES + LANGUAGE_SPACES)
-    assert preflight.DATASET_OPTIONS == {k: tuple(v) for k, v in DATASET_OPTIONS.items()}
-    assert preflight.MODEL_OPTIONS == BUILD_OPTIONS
-    assert (preflight.IMAGE_METRICS, preflight.LANGUAGE_METRICS) == (IMAGE_METRICS,
-                                                                     LANGUAGE_METRICS)
+    code = ("import sys, nas_trainer.manifest, nas_trainer.preflight, "
+            "nas_trainer.training.config; assert 'torch' not in sys.modules, 'torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from nas_trainer import trainer_options
+    from nas_trainer.models import BUILD_OPTIONS, IMAGE_SPACES
+    from nas_trainer.training.run import IMAGE_METRICS
+
+    assert m.TRAINED_SPACES is trainer_options.TRAINED_SPACES  # the same objects: no copies
+    assert BUILD_OPTIONS is trainer_options.BUILD_OPTIONS
+    assert IMAGE_SPACES is trainer_options.IMAGE_SPACES
+    assert IMAGE_METRICS is trainer_options.IMAGE_METRICS
 
 
 # (space, trainer, what `nas validate` says)

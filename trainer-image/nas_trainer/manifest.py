@@ -26,31 +26,20 @@ from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
 
 from nas_contracts.api import API_VERSION
 from nas_contracts.api import SEARCH_KIND as KIND
+from nas_contracts.cluster import TRAINER_POD_FIELDS as POD_KEYS
+
+from .trainer_options import (DATASETS, LANGUAGE_SPACES, REWARD_TRANSFORMS, TEXT_DATASETS,
+                              TRAINED_SPACES)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Trial Jobs are named <search>-<index:05d> and Job names must fit in 63 characters.
 MAX_NAME_LENGTH = 50
-# spec.trainer keys that shape the pod, not the training (never passed to the trainer;
-# the operator's trial_job.POD_FIELDS and the trainer's config.POD_KEYS are the same).
+# POD_KEYS: spec.trainer keys that shape the pod, never passed to the trainer (contract 7).
 # (securityContext is no field: the operator sets a restricted one; the CRD and this parser
 # refuse it with that reason.)
-POD_KEYS = ("image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
-            "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
-            "imagePullPolicy", "runtimeClassName", "serviceAccountName", "imagePullSecrets")
 RETENTION_POLICIES = ("Retain", "Delete")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-# The built-in trainer's datasets and reward transforms (nas_trainer.data.DATASETS and
-# nas_trainer.training.config.REWARD_TRANSFORMS, which import torch; a unit test keeps
-# these copies equal, and equal to the CRD's).
-DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist",
-            "image-folder", "ptb")
-TEXT_DATASETS = ("ptb",)
-# Spaces whose children the built-in trainer trains (nas_trainer.models' IMAGE_SPACES and
-# LANGUAGE_SPACES; nas-bench-graph is answered from its table).
-LANGUAGE_SPACES = ("rnn-cell",)
-TRAINED_SPACES = ("macro-cnn", "nasnet", "nas-bench-201") + LANGUAGE_SPACES
-REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 # The custom space's decisions, as the CRD bounds them.

@@ -1,28 +1,14 @@
 """Checks `nas run` and `nas validate` make before a search starts: settings the manifest
 parser accepts (the CRD's rules are per field) but with which the built-in trainer fails
 every trial the same way. Refused here, a user reads one message naming the field instead
-of spec.trials.maxFailed failed trials. Torch-free: the tables below copy the trainer's,
-and tests/unit/test_preflight.py keeps them equal.
+of spec.trials.maxFailed failed trials. Torch-free: the trainer's own tables
+(nas_trainer.trainer_options), not copies.
 """
 from __future__ import annotations
 
-from .manifest import DATASETS, LANGUAGE_SPACES, TEXT_DATASETS, TRAINED_SPACES, SearchManifest
-
-# nas_trainer.data.DATASET_OPTIONS (camelCase keys of spec.trainer.datasetOptions).
-DATASET_OPTIONS: dict[str, tuple[str, ...]] = {
-    "synthetic": ("images", "imageSize", "channels", "classes", "testImages", "seed"),
-    "image-folder": ("imageSize", "grayscale"),
-}
-# nas_trainer.models.BUILD_OPTIONS (keys of spec.trainer.model, as the builders take them).
-MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
-    "macro-cnn": (),
-    "nasnet": ("auxiliary", "drop_path"),
-    "nas-bench-201": ("channels", "cells_per_stage"),
-    "rnn-cell": ("embedding_size", "hidden_size", "dropout", "tie_weights"),
-}
-# nas_trainer.training.run.IMAGE_METRICS and LANGUAGE_METRICS: what a reward can be made of.
-IMAGE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-LANGUAGE_METRICS = ("train_loss", "val_loss", "val_perplexity")
+from .manifest import SearchManifest
+from .trainer_options import (BUILD_OPTIONS, DATASET_OPTIONS, DATASETS, IMAGE_METRICS,
+                              LANGUAGE_METRICS, LANGUAGE_SPACES, TEXT_DATASETS, TRAINED_SPACES)
 
 
 def trainer_problem(manifest: SearchManifest) -> str | None:
@@ -42,7 +28,7 @@ def trainer_problem(manifest: SearchManifest) -> str | None:
     if unknown:
         return (f"spec.trainer.datasetOptions.{unknown[0]} is not an option of dataset "
                 f"{dataset} (valid: {', '.join(known) or 'none'})")
-    known = MODEL_OPTIONS[space]
+    known = BUILD_OPTIONS[space]
     unknown = sorted(set(document.get("model") or {}) - set(known))
     if unknown:
         return (f"spec.trainer.model.{unknown[0]} is not an option of the {space} builder "

@@ -20,26 +20,26 @@ from ..config import OperatorSettings
 from ..search_record import SearchRecord
 from ..names import COMPONENT_FINAL, DATA_MOUNT_PATH, final_job_name, owner_reference, search_labels
 from .trial_job import build_training_job
+from .snapshot import TrainerSnapshot
 
 
 def final_epochs(search: dict[str, Any]) -> int | None:
     """``spec.finalTraining.epochs``, else None (the trainer's own epochs)."""
-    epochs = (search["spec"].get("finalTraining") or {}).get("epochs")
-    return int(epochs) if epochs else None
+    return SearchRecord.of(search).final_epochs
 
 
-def final_run(search: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def final_run(search: dict[str, Any], run: TrainerSnapshot) -> TrainerSnapshot:
     """The trainer snapshot with the final training's epochs in place of the trials'."""
     epochs = final_epochs(search)
     if epochs is None:
         return run
-    return {**run, "trainer": {**run["trainer"], "epochs": epochs}}
+    return run.with_epochs(epochs)
 
 
-def final_deadline_seconds(search: dict[str, Any], run: dict[str, Any]) -> int:
+def final_deadline_seconds(search: dict[str, Any], run: TrainerSnapshot) -> int:
     """The trial timeout, stretched by as many times as the final training has more epochs."""
-    timeout = int(run["timeoutSeconds"])
-    epochs, trial_epochs = final_epochs(search), run["trainer"].get("epochs")
+    timeout = run.timeout_seconds
+    epochs, trial_epochs = final_epochs(search), run.trainer.get("epochs")
     if epochs is None or not trial_epochs:
         return timeout
     return timeout * max(1, math.ceil(epochs / int(trial_epochs)))
@@ -48,7 +48,7 @@ def final_deadline_seconds(search: dict[str, Any], run: dict[str, Any]) -> int:
 def build_final_job(
     search: dict[str, Any],
     best: dict[str, Any],
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     settings: OperatorSettings,
 ) -> dict[str, Any]:
     """The Job retraining the Trial ``best``; ``run`` is the snapshot of its generation."""

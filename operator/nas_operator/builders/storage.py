@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..names import COMPONENT_STORAGE, owner_reference, pvc_name, search_labels
+from ..search_record import StorageSpec
 
 
 def claim_name(search: dict[str, Any]) -> str:
     """The claim the search uses: ``spec.storage.claimName`` or ``<search>-data``."""
-    storage = search["spec"].get("storage") or {}
-    return storage.get("claimName") or pvc_name(search["metadata"]["name"])
+    return StorageSpec.of(search["spec"]).claim_name or pvc_name(search["metadata"]["name"])
 
 
 def build_pvc(search: dict[str, Any]) -> dict[str, Any] | None:
@@ -18,16 +18,16 @@ def build_pvc(search: dict[str, Any]) -> dict[str, Any] | None:
 
     Owned by the search (deleted with it) only with ``retentionPolicy: Delete``.
     """
-    storage = search["spec"].get("storage") or {}
-    if storage.get("claimName"):
+    storage = StorageSpec.of(search["spec"])
+    if storage.claim_name:
         return None
     name = search["metadata"]["name"]
     spec: dict[str, Any] = {
-        "accessModes": list(storage.get("accessModes") or ["ReadWriteOnce"]),
-        "resources": {"requests": {"storage": str(storage.get("size") or "1Gi")}},
+        "accessModes": list(storage.access_modes),
+        "resources": {"requests": {"storage": storage.size}},
     }
-    if storage.get("storageClassName"):
-        spec["storageClassName"] = storage["storageClassName"]
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -43,8 +43,7 @@ def build_pvc(search: dict[str, Any]) -> dict[str, Any] | None:
 
 def pvc_owner_references(search: dict[str, Any]) -> list[dict[str, Any]]:
     """The owner references the operator's claim should carry under the retention policy."""
-    storage = search["spec"].get("storage") or {}
-    if storage.get("retentionPolicy", "Retain") == "Delete":
+    if StorageSpec.of(search["spec"]).retention_policy == "Delete":
         return [owner_reference(search, controller=False)]
     return []
 

@@ -18,6 +18,7 @@ from typing import Any
 from nas_contracts import cluster as contract
 from nas_contracts import trial as contract_trial
 from nas_contracts import volume
+from nas_contracts.cluster import TRAINER_POD_FIELDS as POD_FIELDS
 from nas_contracts.result import EXIT_PERMANENT
 
 from ..config import OperatorSettings
@@ -34,33 +35,11 @@ from ..names import (
     job_name,
     owner_reference,
 )
+from .snapshot import TrainerSnapshot
 
 # torch's, matplotlib's and the datasets' caches go under $HOME: the writable /tmp
 HOME_ENV = {"name": "HOME", "value": TMP_MOUNT_PATH}
 DEFAULT_COMMAND = ("nas-train",)
-
-# spec.trainer keys that shape the pod; the others are the trainer's own configuration
-POD_FIELDS = frozenset(
-    {
-        "image",
-        "command",
-        "args",
-        "resources",
-        "nodeSelector",
-        "tolerations",
-        "affinity",
-        "priorityClassName",
-        "env",
-        "volumes",
-        "volumeMounts",
-        "mountSearchVolume",
-        "imagePullPolicy",
-        "runtimeClassName",
-        "serviceAccountName",
-        "imagePullSecrets",
-    }
-)
-
 
 def trainer_config(trainer: dict[str, Any]) -> dict[str, Any]:
     """``NAS_TRAINER_CONFIG``: spec.trainer without the pod fields (contract 7)."""
@@ -78,20 +57,20 @@ def job_labels(trial: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def output_dir_of(trial: dict[str, Any], run: dict[str, Any]) -> str | None:
+def output_dir_of(trial: dict[str, Any], run: TrainerSnapshot) -> str | None:
     """NAS_OUTPUT_DIR of a trial pod: its folder on the search volume, when it mounts it."""
-    if not run["mountSearchVolume"]:
+    if not run.mount_search_volume:
         return None
     return volume.trial_output_dir(trial["spec"]["index"])
 
 
 def _env(
-    trial: dict[str, Any], run: dict[str, Any], output_dir: str | None
+    trial: dict[str, Any], run: TrainerSnapshot, output_dir: str | None
 ) -> list[dict[str, Any]]:
     spec = trial["spec"]
     env = [
         {"name": contract.ENV_ARCHITECTURE, "value": json.dumps(spec["architecture"], sort_keys=True)},
-        {"name": contract.ENV_TRAINER_CONFIG, "value": json.dumps(trainer_config(run["trainer"]))},
+        {"name": contract.ENV_TRAINER_CONFIG, "value": json.dumps(trainer_config(run.trainer))},
         {"name": contract.ENV_SEARCH_NAME, "value": spec["searchName"]},
         {"name": contract.ENV_TRIAL_NAME, "value": trial["metadata"]["name"]},
         {"name": contract.ENV_TRIAL_INDEX, "value": str(spec["index"])},
@@ -103,13 +82,13 @@ def _env(
 
 
 def _container(
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     settings: OperatorSettings,
     env: list[dict[str, Any]],
     mount_volume: bool,
     command: list[str] | None,
 ) -> dict[str, Any]:
-    trainer = run["trainer"]
+    trainer = run.trainer
     mounts = list(trainer.get("volumeMounts") or []) + [tmp_mount()]
     if mount_volume:
         mounts.append({"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH})
@@ -135,7 +114,7 @@ def _container(
 
 
 def trainer_pod_spec(
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     settings: OperatorSettings,
     env: list[dict[str, Any]],
     *,
@@ -148,7 +127,7 @@ def trainer_pod_spec(
     ``mount_volume``: the search volume at /data; ``command`` overrides the trainer's.
     The security contexts are the operator's alone (Pod Security ``restricted``).
     """
-    trainer = run["trainer"]
+    trainer = run.trainer
     volumes = list(trainer.get("volumes") or []) + [tmp_volume()]
     pod: dict[str, Any] = {
         # Jobs: required by podFailurePolicy, the Job makes new pods; warm workers: the
@@ -159,7 +138,7 @@ def trainer_pod_spec(
     }
     if mount_volume:
         volumes.append(
-            {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run["claimName"]}}
+            {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": run.claim_name}}
         )
     if not trainer.get("serviceAccountName"):
         pod["automountServiceAccountToken"] = False  # the trainer never talks to the API
@@ -180,7 +159,7 @@ def trainer_pod_spec(
 
 def build_training_job(
     trial: dict[str, Any],
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     settings: OperatorSettings,
     *,
     metadata: dict[str, Any],
@@ -194,7 +173,7 @@ def build_training_job(
     ``output_dir``: NAS_OUTPUT_DIR on the search volume (mounted at /data), or None.
     """
     spec: dict[str, Any] = {
-        "backoffLimit": int(run["retries"]),
+        "backoffLimit": run.retries,
         "activeDeadlineSeconds": int(deadline_seconds),
         "suspend": bool(suspend),
         "podFailurePolicy": {
@@ -224,7 +203,7 @@ def build_training_job(
 
 def build_trial_job(
     trial: dict[str, Any],
-    run: dict[str, Any],
+    run: TrainerSnapshot,
     settings: OperatorSettings,
     suspend: bool = False,
 ) -> dict[str, Any]:
@@ -242,5 +221,5 @@ def build_trial_job(
         metadata=metadata,
         output_dir=output_dir_of(trial, run),
         suspend=suspend,
-        deadline_seconds=int(run["timeoutSeconds"]),
+        deadline_seconds=run.timeout_seconds,
     )

@@ -24,18 +24,19 @@ from ..names import (
     worker_name,
 )
 from .trial_job import POD_FIELDS, trainer_pod_spec
+from .snapshot import TrainerSnapshot
 
 WORKER_COMMAND = ["nas-worker"]
 
 
-def pod_fields_hash(run: dict[str, Any]) -> str:
+def pod_fields_hash(run: TrainerSnapshot) -> str:
     """A hash of what shapes the pod in the trainer snapshot ``run`` (not epochs, not the
     learning rate: those travel in each assignment)."""
-    trainer = run["trainer"]
+    trainer = run.trainer
     shaping = {
         "trainer": {k: v for k, v in trainer.items() if k in POD_FIELDS},
-        "mountSearchVolume": bool(run.get("mountSearchVolume")),
-        "claimName": run.get("claimName") if run.get("mountSearchVolume") else None,
+        "mountSearchVolume": run.mount_search_volume,
+        "claimName": run.claim_name if run.mount_search_volume else None,
     }
     text = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -54,7 +55,7 @@ def _env(search_name: str) -> list[dict[str, Any]]:
 
 
 def build_worker_pod(
-    search: dict[str, Any], run: dict[str, Any], settings: OperatorSettings, index: int
+    search: dict[str, Any], run: TrainerSnapshot, settings: OperatorSettings, index: int
 ) -> dict[str, Any]:
     """Worker ``index`` of ``search``, built from the trainer snapshot ``run``."""
     name = search["metadata"]["name"]
@@ -62,7 +63,7 @@ def build_worker_pod(
         run,
         settings,
         _env(name),
-        mount_volume=bool(run.get("mountSearchVolume")),
+        mount_volume=run.mount_search_volume,
         command=WORKER_COMMAND,
     )
     # The worker reads and answers its own pod: its own ServiceAccount, whatever the
@@ -70,7 +71,7 @@ def build_worker_pod(
     spec["serviceAccountName"] = worker_account(name)
     spec["automountServiceAccountToken"] = True
     labels = search_labels(name, COMPONENT_WORKER)
-    labels[LABEL_GENERATION] = str(run["generation"])
+    labels[LABEL_GENERATION] = str(run.generation)
     labels[LABEL_POD_HASH] = pod_fields_hash(run)
     return {
         "apiVersion": "v1",

@@ -17,21 +17,11 @@ from .idx import load_idx_dataset, read_idx
 from .image_folder import load_image_folder
 from .splits import Augment, DatasetError, DatasetUnavailable, ImageData, TextData, split_holdout
 from .text import load_ptb
+from ..trainer_options import (  # noqa: F401  (torch-free: the manifest reads them too)
+    DATASET_OPTIONS, DATASETS, IMAGE_DATASETS, TEXT_DATASETS)
 
 __all__ = ["Augment", "DATASETS", "DatasetError", "DatasetUnavailable", "ImageData",
            "TextData", "load_dataset", "read_idx", "split_holdout"]
-
-IMAGE_DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist",
-                  "image-folder")
-TEXT_DATASETS = ("ptb",)
-DATASETS = IMAGE_DATASETS + TEXT_DATASETS
-
-# Options each dataset takes (camelCase, as in the manifest's trainer.datasetOptions).
-DATASET_OPTIONS = {
-    "synthetic": {"images": "images", "imageSize": "image_size", "channels": "channels",
-                  "classes": "classes", "testImages": "test_images", "seed": "seed"},
-    "image-folder": {"imageSize": "image_size", "grayscale": "grayscale"},
-}
 
 
 def load_dataset(name: str, data_path: str | None = None, *,

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..trainer_options import Augment
+
 
 class DatasetError(RuntimeError):
     """The data is not where or what the configuration says (missing or malformed files):
@@ -14,13 +16,6 @@ class DatasetError(RuntimeError):
 class DatasetUnavailable(DatasetError):
     """The data could not be fetched (no network, a mirror down, a bad download): worth
     retrying the trial."""
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Training augmentation: random crop after zero-padding by `pad`, horizontal flips."""
-    pad: int = 0
-    flip: bool = False
 
 
 @dataclass

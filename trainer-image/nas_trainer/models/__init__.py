@@ -19,22 +19,13 @@ from .macro_cnn import build_macro_cnn
 from .nas_bench_201 import build_nas_bench_201
 from .nasnet import build_nasnet
 from .rnn_cell import RNNLanguageModel, build_rnn_language_model
+from ..trainer_options import BUILD_OPTIONS, IMAGE_SPACES, LANGUAGE_SPACES
 
 __all__ = ["ArchitectureError", "BUILD_OPTIONS", "IMAGE_SPACES", "LANGUAGE_SPACES",
            "RNNLanguageModel", "build_model", "count_flops", "count_parameters",
            "set_drop_path_prob"]
 
-IMAGE_SPACES = ("macro-cnn", "nasnet", "nas-bench-201")
-LANGUAGE_SPACES = ("rnn-cell",)
 TABULAR_SPACES = ("nas-bench-graph",)
-
-# Keyword options each builder takes besides the architecture.
-BUILD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "macro-cnn": (),
-    "nasnet": ("auxiliary", "drop_path"),
-    "nas-bench-201": ("channels", "cells_per_stage"),
-    "rnn-cell": ("embedding_size", "hidden_size", "dropout", "tie_weights"),
-}
 
 
 def build_model(architecture: Mapping[str, Any], num_classes: int,

@@ -8,19 +8,15 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from ..data import DATASETS
-from ..data.splits import Augment
+from nas_contracts.cluster import TRAINER_POD_FIELDS as POD_KEYS
+
+from ..trainer_options import DATASETS, REWARD_TRANSFORMS, Augment
 
 
 class ConfigError(ValueError):
     """The trainer configuration is invalid: a permanent failure (exit code 3)."""
 
 
-# Keys of spec.trainer that configure the pod, not the training.
-POD_KEYS = {"image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
-            "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
-            "imagePullPolicy", "serviceAccountName", "runtimeClassName", "imagePullSecrets"}
-REWARD_TRANSFORMS = ("identity", "square", "cube", "inverse", "inverse-square")
 # Earlier spellings, still read (a trial created before the rename carries its config).
 REWARD_TRANSFORM_ALIASES = {"inverse_square": "inverse-square"}
 

@@ -32,9 +32,7 @@ from .language import LanguageTraining
 from .result import TrialResult, save_model, write_trial_folder
 from .reward import compute_reward
 from .tabular import tabular_result
-
-IMAGE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-LANGUAGE_METRICS = ("train_loss", "val_loss", "val_perplexity")
+from ..trainer_options import IMAGE_METRICS, LANGUAGE_METRICS
 
 Log = Callable[[str], None]
 
