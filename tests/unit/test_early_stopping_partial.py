@@ -190,3 +190,19 @@ def test_nas_run_stops_trials_of_a_real_search_and_says_so_in_its_results(tmp_pa
         assert "below the median" in line["message"]
         stop = json.loads((tmp_path / "out" / "trials" / f"{line['index']:05d}" / "stop.json").read_text())
         assert stop["epoch"] <= line["epochs"]
+
+
+def test_the_controller_reads_a_trial_stopped_early_as_a_partial_outcome():
+    from nas_trainer.controller.executor import outcome_of
+    from nas_trainer.controller.trials_api import view_trial
+
+    trial = {"metadata": {"name": "s-00002", "labels": {}},
+             "spec": {"index": 2, "architecture": {"space": "macro-cnn", "hash": "h"}},
+             "status": {"phase": "Succeeded", "reward": 0.3, "reason": "StoppedEarly",
+                        "stoppedEarly": True, "epochs": 2, "message": "stopped by ASHA"}}
+    outcome = outcome_of(view_trial(trial))
+    assert outcome.succeeded and outcome.reward == 0.3
+    assert outcome.stopped_early and outcome.epochs == 2
+    trial["status"].update(reason="Completed", stoppedEarly=None, epochs=8)
+    full = outcome_of(view_trial(trial))
+    assert not full.stopped_early and full.epochs == 8

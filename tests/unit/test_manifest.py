@@ -160,7 +160,7 @@ def test_full_contract_example():
      "spec.storage.size must be a positive quantity such as 500Mi, 10Gi or 1Ti (got 'big')"),
     (lambda d: d["spec"].update(suspended=True),
      "spec.suspended is not a field (valid: searchSpace, strategy, trials, trainer, storage, "
-     "finalTraining, suspend)"),
+     "finalTraining, suspend, earlyStopping)"),
     (lambda d: d["spec"].update(finalTraining={"epochs": 0}),
      "spec.finalTraining.epochs must be >= 1 (got 0)"),
     (lambda d: d["spec"].pop("searchSpace"),
