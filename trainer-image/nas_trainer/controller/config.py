@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas_contracts.cluster import ENV_DATA_DIR, ENV_NAMESPACE, ENV_SEARCH_NAME
+from nas_contracts.volume import MOUNT_PATH
+
 from nas_trainer.controller.fencing import identity_from_env
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -28,18 +31,18 @@ class ControllerConfig:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "ControllerConfig":
         env = dict(os.environ if env is None else env)
-        search = env.get("NAS_SEARCH_NAME", "")
+        search = env.get(ENV_SEARCH_NAME, "")
         if not search:
-            raise ConfigError("NAS_SEARCH_NAME must name the ArchitectureSearch to run")
-        namespace = env.get("NAS_NAMESPACE", "")
+            raise ConfigError(f"{ENV_SEARCH_NAME} must name the ArchitectureSearch to run")
+        namespace = env.get(ENV_NAMESPACE, "")
         if not namespace and SERVICE_ACCOUNT_NAMESPACE.exists():
             namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
         if not namespace:
-            raise ConfigError("NAS_NAMESPACE must name the search's namespace")
+            raise ConfigError(f"{ENV_NAMESPACE} must name the search's namespace")
         return cls(
             search=search,
             namespace=namespace,
-            data_dir=Path(env.get("NAS_DATA_DIR", "/data")),
+            data_dir=Path(env.get(ENV_DATA_DIR, MOUNT_PATH)),
             identity=identity_from_env(env),
             lease_seconds=_integer(env, "NAS_LEASE_SECONDS", 15, minimum=1),
             metrics_port=_integer(env, "NAS_METRICS_PORT", 8000, minimum=0),

@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubernetes import client
-
-from nas_trainer.controller.trials_api import API_VERSION
+from nas_contracts.api import API_VERSION, SEARCH_KIND
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ class EventRecorder:
         self.identity = identity
         self.involved = client.V1ObjectReference(
             api_version=API_VERSION,
-            kind="ArchitectureSearch",
+            kind=SEARCH_KIND,
             name=meta["name"],
             namespace=meta["namespace"],
             uid=meta["uid"],

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from nas_contracts.cluster import ENV_POD_NAME, ENV_POD_UID
+
 from nas_trainer.results import atomic_write
 
 EPOCH_FILE = "epoch"
@@ -103,6 +105,6 @@ def identity_from_env(env: Mapping[str, str] | None = None) -> str:
     explicit = env.get("NAS_CONTROLLER_ID")
     if explicit:
         return explicit
-    name = env.get("NAS_POD_NAME") or socket.gethostname()
-    uid = env.get("NAS_POD_UID") or uuid.uuid4().hex[:8]
+    name = env.get(ENV_POD_NAME) or socket.gethostname()
+    uid = env.get(ENV_POD_UID) or uuid.uuid4().hex[:8]
     return f"{name}/{uid}"

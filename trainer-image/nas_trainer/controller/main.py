@@ -16,6 +16,7 @@ import sys
 from types import FrameType
 
 from kubernetes import client, config
+from nas_contracts.cluster import INVALID_CONFIGURATION
 
 from nas_trainer.controller.config import ConfigError, ControllerConfig
 from nas_trainer.controller.executor import SearchDeleted, SearchSuspended
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = ControllerConfig.from_env()
     except ConfigError as err:
         log.error("%s", err)
-        write_termination_message(PermanentError("InvalidConfiguration", str(err)), None)
+        write_termination_message(PermanentError(INVALID_CONFIGURATION, str(err)), None)
         return EXIT_PERMANENT
     from nas_trainer.controller.runner import ControllerRunner  # after config: imports torch lazily
 
