@@ -11,7 +11,7 @@ import copy
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 import yaml
@@ -144,9 +144,36 @@ def run(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
         _print_failures(list(loop.records.values()), folder)
     if summary.best is not None:
         _print_trial(summary.best, "Best architecture", folder)
+        shared = manifest.trainer.config().get("sharedWeights")
+        if shared is not None:
+            _retrain_best(loop.records.values(), manifest, shared, folder)
     console.print(f"Results in {folder.path}/")
     if summary.reason == TOO_MANY_FAILURES:
         raise typer.Exit(1)
+
+
+def _retrain_best(records: Any, manifest: SearchManifest, shared: dict[str, Any],
+                  folder: ResultsFolder) -> None:
+    """A shared-weights search's best children, trained from scratch (oneshot/retrain)."""
+    from .oneshot.retrain import retrain
+    from .oneshot.settings import SharedWeights
+
+    count = SharedWeights.from_dict(shared).retrain_top
+    console.print(f"Training the best {count} from scratch "
+                  f"(their rewards so far are shared-weights estimates)...")
+    rows = retrain(list(records), manifest.trainer.config(), count, folder.path)
+    table = Table("trial", "hash", "estimate", "stand-alone reward", "val_accuracy",
+                  "test_accuracy", "seconds", title="Retrained from scratch")
+    for row in rows:
+        def fmt(value: Any) -> str:
+            return "-" if value is None else f"{value:.4f}"
+
+        table.add_row(str(row.index), row.hash, fmt(row.estimate), fmt(row.reward),
+                      fmt(row.val_accuracy), fmt(row.test_accuracy),
+                      "-" if row.seconds is None else f"{row.seconds:.1f}")
+        if row.error:
+            console.print(f"[red]trial {row.index}: {row.error}[/red]")
+    console.print(table)
 
 
 def _check_same_search(folder: ResultsFolder, manifest: SearchManifest) -> None:

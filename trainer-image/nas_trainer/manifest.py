@@ -20,6 +20,7 @@ import yaml
 from . import pod_fields
 from .manifest_errors import ManifestError
 from .early_stopping.spec import EarlyStoppingSpec, parse_early_stopping
+from .oneshot.manifest_check import check_shared_weights
 from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
 from .strategies.hyperparameters import STRATEGY_NAMES, hyperparameter_arguments
@@ -385,6 +386,8 @@ def parse_search(doc: Any) -> SearchManifest:
     suspend = spec.boolean("suspend", False)
     early_stopping = parse_early_stopping(spec.raw("earlyStopping"), space, trainer, storage)
     spec.finish()
+    check_shared_weights((spec.raw("trainer") or {}).get("sharedWeights"), space, trials,
+                         trainer, storage, early_stopping)
     _check_trainer_fits_space(space, trainer)
     _check_goal(trials, space, trainer)
     if trials.mode == "WarmPool" and trainer.command is not None:
@@ -645,6 +648,8 @@ def _parse_trainer(section: _Section, search_name: str | None = None) -> Trainer
                             f"(got {device})")
     section.string("cudaGraph", choices=CUDA_GRAPH_MODES)
     section.integer("cpuThreads", minimum=1)
+    section.integer("processes", minimum=1, maximum=pod_fields.MAX_PROCESSES)
+    section.raw("sharedWeights")  # checked with the space and trials (oneshot/manifest_check)
     # The CRD has no other fields: an unknown key (a typo) is refused here as kubectl's
     # strict field validation refuses it, not ignored by the trainer.
     section.finish()

@@ -16,6 +16,8 @@ from nas_contracts.volume import MOUNT_PATH
 
 from .manifest_errors import ManifestError
 
+# spec.trainer.processes: data-parallel processes of one trial pod (the CRD says the same)
+MAX_PROCESSES = 64
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # [registry[:port]/]repository[:tag][@sha256:<64 hex>]; a registry has a dot or a port, or is

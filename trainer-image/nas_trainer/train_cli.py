@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import distributed_launch
+
 from nas_contracts.result import EXIT_OK, EXIT_PERMANENT, EXIT_RETRYABLE
 from nas_contracts.result import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
 
@@ -177,11 +179,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         architecture = err  # evaluate() reports it like any other invalid architecture
     out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
-    evaluation = evaluate(architecture, read_config, out, started, quiet=args.quiet)
+    processes = distributed_launch.processes_for(architecture, read_config)
+    if processes > 1:
+        evaluation = evaluate_in_workers(processes, architecture, read_config(), out, args.quiet)
+    else:
+        evaluation = evaluate(architecture, read_config, out, started, quiet=args.quiet)
+    if distributed_launch.hand_over(evaluation.code, evaluation.doc):
+        return evaluation.code  # a torchrun worker: the launching process reports
     write_termination_message(log_path, evaluation.doc)
     if evaluation.code == EXIT_OK:
         print(json.dumps(evaluation.doc, sort_keys=True))
     return evaluation.code
+
+
+def evaluate_in_workers(processes: int, architecture: dict[str, Any], config: dict[str, Any],
+                        out: str | None, quiet: bool) -> Evaluation:
+    """A data-parallel trial: its workers under torchrun; rank 0's outcome is the trial's."""
+    code, handed = distributed_launch.run_workers(processes, architecture, config, out, quiet)
+    if handed is not None:
+        return Evaluation(int(handed["code"]), handed["doc"])
+    from .training.result import error_json
+
+    message = (f"the trial's {processes} data-parallel processes ended (torchrun exit code "
+               f"{code}) before rank 0 reported a result: see the log above")
+    print(f"nas-train: error: {message}", file=sys.stderr)
+    return Evaluation(EXIT_RETRYABLE, error_json(message, False))
 
 
 def answer_from_table(architecture: dict[str, Any], out: str | None,

@@ -19,6 +19,10 @@ def make_executor(manifest: SearchManifest, folder: ResultsFolder) -> Executor:
     if manifest.space.name == "nas-bench-graph" and manifest.uses_builtin_trainer:
         dataset = manifest.space.build().options["dataset"]
         return InProcessExecutor(nas_bench_graph_evaluator(dataset))
+    if "sharedWeights" in manifest.trainer.config() and manifest.uses_builtin_trainer:
+        from .shared_weights import SharedWeightsEvaluator
+
+        return InProcessExecutor(SharedWeightsEvaluator(folder, manifest.trainer.config()))
     executor = SubprocessExecutor(folder, manifest.trainer.config(),
                                   command=manifest.trainer.command or ("nas-train",),
                                   args=manifest.trainer.args, retries=manifest.trials.retries,

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 from nas_contracts.cluster import TRAINER_POD_FIELDS as POD_KEYS
 
 from ..trainer_options import DATASETS, REWARD_TRANSFORMS, Augment
+from ..oneshot.settings import SharedWeights
+from ..pod_fields import MAX_PROCESSES
 
 
 class ConfigError(ValueError):
@@ -93,6 +95,8 @@ class TrainerConfig:
     device: str = "auto"
     cuda_graph: str = "auto"                     # auto | on | off
     cpu_threads: int | None = None               # None: $OMP_NUM_THREADS, else usable cores
+    processes: int | None = None                 # data-parallel; None: one per visible GPU
+    shared_weights: SharedWeights | None = None  # ENAS: scored on a supernet (oneshot/)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None, warn: bool = True) -> "TrainerConfig":
@@ -115,13 +119,16 @@ class TrainerConfig:
                 values["model"] = {snake(k): v for k, v in dict(values["model"]).items()}
             if "dataset_options" in values:
                 values["dataset_options"] = dict(values["dataset_options"])
+            if "shared_weights" in values:
+                values["shared_weights"] = SharedWeights.from_dict(values["shared_weights"])
             if "reward" in values:
                 values["reward"] = dict(values["reward"])  # parsed once the space is known
             for name in ("epochs", "batch_size", "seed", "split_seed", "bptt"):
                 if name in values:
                     values[name] = as_int(values[name], name)
-            if values.get("cpu_threads") is not None:
-                values["cpu_threads"] = as_int(values["cpu_threads"], "cpu_threads")
+            for name in ("cpu_threads", "processes"):
+                if values.get(name) is not None:
+                    values[name] = as_int(values[name], name)
             for name in ("learning_rate", "momentum", "weight_decay", "label_smoothing",
                          "grad_clip", "warmup_fraction", "drop_path", "aux_weight"):
                 if values.get(name) is not None:
@@ -154,6 +161,8 @@ class TrainerConfig:
         need(self.bptt >= 1, f"trainer.bptt must be >= 1 (got {self.bptt})")
         need(self.cpu_threads is None or self.cpu_threads >= 1,
              f"trainer.cpuThreads must be >= 1 (got {self.cpu_threads})")
+        need(self.processes is None or 1 <= self.processes <= MAX_PROCESSES,
+             f"trainer.processes must be between 1 and {MAX_PROCESSES} (got {self.processes})")
         need(self.cuda_graph in ("auto", "on", "off"),
              f"trainer.cudaGraph must be auto, on or off (got {self.cuda_graph!r})")
         need(self.device == "auto" or re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,

@@ -12,7 +12,8 @@ from torch import nn
 
 from ..data.splits import ImageData
 from ..models import set_drop_path_prob
-from .config import Optimization, TrainerConfig
+from . import distributed
+from .config import ConfigError, Optimization, TrainerConfig
 from .device_data import DeviceImages, channel_stats
 from .engine import SGD, StepRunner, cosine_schedule
 
@@ -39,10 +40,16 @@ class ImageTraining:
 
     def __init__(self, model: nn.Module, splits: dict[str, DeviceImages], config: TrainerConfig,
                  optimization: Optimization, device: torch.device, amp: bool,
-                 stream: torch.cuda.Stream | None = None) -> None:
+                 stream: torch.cuda.Stream | None = None,
+                 world: distributed.World = distributed.World()) -> None:
         self.model, self.splits, self.config, self.device = model, splits, config, device
+        self.world = world
         self.train_data = splits["train"]
-        self.batch = min(config.batch_size, self.train_data.count)
+        # the global batch, an equal share per process (data-parallel)
+        self.batch = min(config.batch_size, self.train_data.count) // world.size * world.size
+        if self.batch < 1:
+            raise ConfigError(f"trainer.batchSize ({config.batch_size}) must be at least "
+                              f"trainer.processes ({world.size})")
         self.steps_per_epoch = self.train_data.count // self.batch
         self.epochs = config.epochs
         self.autocast: Callable[[], contextlib.AbstractContextManager] = (
@@ -69,7 +76,9 @@ class ImageTraining:
         self.runner = StepRunner(self.train_step, model, self.optimizer,
                                  [self.lr, self.order, self.step_in_epoch, self.global_step,
                                   self.loss_sum, self.correct],
-                                 device, stream, config.cuda_graph)
+                                 device, stream,
+                                 # collectives stay out of CUDA graphs
+                                 "off" if world.distributed else config.cuda_graph)
         self.history: list[Metrics] = []
 
     def loss(self, output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], y: torch.Tensor
@@ -84,7 +93,8 @@ class ImageTraining:
 
     def train_step(self) -> None:
         self.optimizer.zero_grad()
-        index = self.order.index_select(0, self.step_in_epoch.view(1)).view(-1)
+        index = distributed.shard(
+            self.order.index_select(0, self.step_in_epoch.view(1)).view(-1), self.world)
         x, y = self.train_data.batch(index, augment=True)
         self.lr.copy_(self.schedule.index_select(0, self.global_step.view(1)).view(()))
         with self.autocast():
@@ -106,7 +116,7 @@ class ImageTraining:
     def begin_epoch(self, epoch: int) -> None:
         with self.runner.on_stream():
             count = self.steps_per_epoch * self.batch
-            order = torch.randperm(self.train_data.count, device=self.device)[:count]
+            order = self.permutation(epoch)[:count]
             self.order.copy_(order.view(self.steps_per_epoch, self.batch))
             self.step_in_epoch.zero_()
             self.loss_sum.zero_()
@@ -126,11 +136,23 @@ class ImageTraining:
             with self.runner.on_stream():
                 val_loss, val_accuracy = self.evaluate(self.splits["val"])
                 samples = self.steps_per_epoch * self.batch
+                # each process summed its share: the epoch's sums are their totals
+                distributed.sum_over_workers([self.loss_sum, self.correct], self.world)
                 self.history.append({
-                    "train_loss": self.loss_sum / self.steps_per_epoch,
+                    "train_loss": self.loss_sum / (self.steps_per_epoch * self.world.size),
                     "train_accuracy": self.correct / samples,
                     "val_loss": val_loss, "val_accuracy": val_accuracy})
             yield epoch
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The epoch's order of the training samples; every process of a data-parallel
+        trial draws the same one (a generator seeded by the seed and the epoch), as each
+        takes its slice of every batch."""
+        if not self.world.distributed:
+            return torch.randperm(self.train_data.count, device=self.device)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.config.seed * 100_003 + epoch)
+        return torch.randperm(self.train_data.count, device=self.device, generator=generator)
 
     @torch.no_grad()
     def evaluate(self, split: DeviceImages) -> tuple[torch.Tensor, torch.Tensor]:

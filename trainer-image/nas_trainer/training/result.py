@@ -40,6 +40,7 @@ class TrialResult:
     timings: dict[str, float] = field(default_factory=dict)
     hash: str | None = None
     stop_reason: str | None = None       # set when the search stopped it early (partial)
+    estimate: str | None = None          # sharedWeights: scored on a supernet, not trained alone
 
     def to_json(self) -> dict[str, Any]:
         doc = {"schema": SCHEMA, "reward": self.reward, "metrics": self.metrics,
@@ -49,6 +50,8 @@ class TrialResult:
                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
         if self.hash:
             doc["hash"] = self.hash
+        if self.estimate is not None:
+            doc["estimate"] = self.estimate
         if self.stop_reason is not None:
             # A partial result: `reward` and `metrics` are those at `epochs`, fewer than asked.
             doc["stoppedEarly"] = True

@@ -26,6 +26,7 @@ from ..data import DatasetError, ImageData, TextData, load_dataset
 from ..early_stopping.files import ProgressWriter
 from ..models import (IMAGE_SPACES, LANGUAGE_SPACES, ArchitectureError, build_model,
                       count_flops, count_parameters)
+from . import distributed
 from .config import ConfigError, TrainerConfig, resolve_optimization
 from .image import ImageTraining, device_splits
 from .language import LanguageTraining
@@ -169,7 +170,30 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
 
     # 1. data
     seed_everything(config)
-    device = select_device(config.device)
+    world = distributed.current_world()
+    device = distributed.device_for(world, select_device(config.device))
+    if world.distributed and language:
+        raise ConfigError("trainer.processes > 1 (data-parallel training) is for image "
+                          f"spaces; {space} trains in one process")
+    if not world.is_main:
+        log = quiet  # one log, rank 0's
+    distributed.join(world, device)
+    try:
+        return _train(architecture, config, space, language, reward_config, device, world,
+                      data, out_dir, log, started, lap, timings)
+    finally:
+        distributed.leave(world)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def _train(architecture: Mapping[str, Any], config: TrainerConfig, space: Any, language: bool,
+           reward_config: Any, device: torch.device, world: distributed.World,
+           data: ImageData | TextData | None, out_dir: str | Path | None, log: Log,
+           started: float, lap: Callable[[str], None], timings: dict[str, float]
+           ) -> TrialOutcome:
     limit_cpu_threads(config, device)
     if data is None:
         data = load_data(config, str(space))
@@ -177,6 +201,11 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         raise ConfigError(f"space {space} cannot train on dataset {data.name}")
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     lap("data")
+    if config.shared_weights is not None:  # scored on the search's supernet (ENAS)
+        from ..oneshot.estimator import estimate
+
+        return TrialOutcome(estimate(architecture, config, config.shared_weights, data, device,
+                                     out_dir, log, started))
 
     # 2. the child network
     model, build = build_child(architecture, config, data)
@@ -198,11 +227,15 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         extra: dict[str, Any] = {"dataset": data.name, "vocab": data.vocab}
     else:
         splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
-        training = ImageTraining(model, splits, config, optimization, device, amp)
+        sample = torch.zeros(2, *data.input_shape, device=device)
+        training = ImageTraining(distributed.wrap(model, world, device, sample), splits,
+                                 config, optimization, device, amp, world=world)
         mean, std = splits["train"].stats
         extra = {"dataset": data.name, "normalization": {"mean": mean, "std": std}}
     lap("build")
     execution = training.prepare()
+    if world.distributed:
+        execution = f"{execution}, {distributed.describe(world, device)}"
     lap("capture")
     log(f"{space} {architecture.get('hash', '')}: {parameters:,} parameters, "
         f"{flops:,} FLOPs, {device.type}, steps {execution}")
@@ -210,7 +243,7 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     # 3. training, one line of metrics per epoch; with an output folder each epoch's
     # reward goes to progress.jsonl and a stop.json there ends the training (early stopping)
     history: list[dict[str, float]] = []
-    progress = ProgressWriter(out_dir, config.epochs) if out_dir else None
+    progress = ProgressWriter(out_dir, config.epochs) if out_dir and world.is_main else None
     stop_reason: str | None = None
     epoch_start = time.perf_counter()
     for epoch in training.run():
@@ -222,9 +255,14 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         epoch_start = now
         log(f"epoch {epoch + 1}/{config.epochs} " +
             " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        if progress is not None and epoch + 1 < config.epochs:
-            progress.report(epoch + 1, compute_reward(history, reward_config)[0])
-            stop_reason = progress.stop_requested(epoch + 1)
+        if out_dir and epoch + 1 < config.epochs:
+            if progress is not None:
+                progress.report(epoch + 1, compute_reward(history, reward_config)[0])
+                stop_reason = progress.stop_requested(epoch + 1)
+            if world.distributed:  # every process stops after the same epoch, as rank 0 read
+                flag = torch.tensor([float(stop_reason is not None)], device=device)
+                distributed.sum_over_workers([flag], world)
+                stop_reason = stop_reason or ("stopped early" if flag.item() else None)
             if stop_reason is not None:
                 log(f"stopping after epoch {epoch + 1}: {stop_reason}")
                 break
@@ -243,7 +281,7 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
                          timings=timings, hash=architecture.get("hash"),
                          stop_reason=stop_reason)
     outcome = TrialOutcome(result, history, model, build, extra)
-    if out_dir:
+    if out_dir and world.is_main:
         save_outcome(Path(out_dir), architecture, outcome)
     return outcome
 

@@ -1,0 +1,135 @@
+"""Weight sharing (ENAS) for the macro-cnn space: a child is exactly a slice of the
+supernet, trials continue the supernet from the search folder, and a search resumed from
+its folder scores and trains as an uninterrupted one."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas_trainer.data import load_dataset
+from nas_trainer.models import build_model
+from nas_trainer.oneshot.estimator import CHECKPOINT, estimate, supernet_folder
+from nas_trainer.oneshot.macro_supernet import MAX_FILTERS, MAX_KERNEL, MacroSupernet
+from nas_trainer.oneshot.settings import SharedWeights
+from nas_trainer.spaces import get_space
+from nas_trainer.training.config import ConfigError, TrainerConfig
+
+SPACE = get_space("macro-cnn", {"layers": 4, "strides": True, "skips": True})
+CONFIG = TrainerConfig.from_dict({"dataset": "digits", "batchSize": 32, "seed": 3,
+                                  "learningRate": 0.05, "reward": {"metric": "val_accuracy"},
+                                  "sharedWeights": {"stepsPerChild": 3, "scoreBatches": 2}})
+
+
+def children(count: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    return [SPACE.random(rng).to_json() for _ in range(count)]
+
+
+def copy_slices(supernet: MacroSupernet, child: torch.nn.Module, canonical: dict) -> None:
+    """Loads a stand-alone child with its slices of the supernet's weights."""
+    layers = canonical["layers"]
+    with torch.no_grad():
+        for i, (spec, block) in enumerate(zip(layers, child.layers)):
+            conv, bn = block[0], block[1]
+            if spec["inputs"]:
+                shared, blocks = supernet.layers[i], [(j, layers[j]["filters"])
+                                                      for j in spec["inputs"]]
+            else:
+                shared = supernet.layers[0] if i == 0 else supernet.image_layers[i - 1]
+                blocks = [(0, supernet.in_channels)]
+            channels = torch.cat([torch.arange(b * shared.block, b * shared.block + w)
+                                  for b, w in blocks])
+            kh, kw = spec["filter_height"], spec["filter_width"]
+            top, left = (MAX_KERNEL - kh) // 2, (MAX_KERNEL - kw) // 2
+            conv.weight.copy_(shared.weight[:spec["filters"]].index_select(1, channels)
+                              [:, :, top:top + kh, left:left + kw])
+            bn.weight.copy_(shared.bn_weight[:spec["filters"]])
+            bn.bias.copy_(shared.bn_bias[:spec["filters"]])
+        read = {j for spec in layers for j in spec["inputs"]}
+        columns = torch.cat([torch.arange(i * MAX_FILTERS, i * MAX_FILTERS + layers[i]["filters"])
+                             for i in range(len(layers)) if i not in read])
+        child.classifier.weight.copy_(supernet.classifier.weight.index_select(1, columns))
+        child.classifier.bias.copy_(supernet.classifier.bias)
+
+
+@pytest.mark.parametrize("architecture", children(6), ids=lambda a: a["hash"])
+def test_a_child_on_the_supernet_is_the_stand_alone_child_with_sliced_weights(architecture):
+    torch.manual_seed(0)
+    supernet = MacroSupernet(4, in_channels=1, num_classes=10)
+    child = build_model(architecture, 10, (1, 8, 8))
+    copy_slices(supernet, child, architecture["canonical"])
+    child.train()  # batch statistics, as the supernet's normalisation always uses
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.allclose(supernet(x, architecture["canonical"]), child(x), atol=1e-5)
+
+
+def test_training_one_child_moves_the_children_that_share_its_weights():
+    first, second = children(2, seed=5)
+    supernet = MacroSupernet(4, 1, 10)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    before = supernet(x, second["canonical"]).detach()
+    torch.nn.functional.cross_entropy(supernet(x, first["canonical"]), y).backward()
+    with torch.no_grad():
+        for p in supernet.parameters():
+            if p.grad is not None:
+                p -= 0.5 * p.grad
+    assert not torch.allclose(supernet(x, second["canonical"]), before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", None, validation=None, split_seed=0, download=False,
+                        options={})
+
+
+def run(folder: Path, architectures: list[dict], start: int, data) -> list[float]:
+    rewards = []
+    for offset, architecture in enumerate(architectures):
+        out = folder / "trials" / f"{start + offset:05d}"
+        result = estimate(architecture, CONFIG, CONFIG.shared_weights, data,
+                          torch.device("cpu"), out, lambda _: None, 0.0)
+        rewards.append(result.reward)
+        doc = json.loads((out / "result.json").read_text())
+        assert doc["estimate"] == "sharedWeights" and doc["reward"] == result.reward
+    return rewards
+
+
+def test_a_search_resumed_from_its_folder_scores_as_an_uninterrupted_one(tmp_path, digits):
+    """Every trial continues from the checkpoint its predecessor left: a search whose
+    process (or pod) is replaced between trials gets the same rewards and weights."""
+    archs = children(4, seed=9)
+    straight = run(tmp_path / "a", archs, 0, digits)
+    resumed = run(tmp_path / "b", archs[:2], 0, digits)
+    resumed += run(tmp_path / "b", archs[2:], 2, digits)  # as another process would
+    assert resumed == straight
+    saved = [torch.load(tmp_path / name / "supernet" / CHECKPOINT, weights_only=True)
+             for name in ("a", "b")]
+    assert saved[0]["steps"] == saved[1]["steps"] == 4 * 3
+    assert saved[0]["children"] == 4
+    for key, value in saved[0]["weights"].items():
+        assert torch.equal(value, saved[1]["weights"][key]), key
+    assert supernet_folder(tmp_path / "a" / "trials" / "00003") == (tmp_path / "a" / "supernet").resolve()
+
+
+def test_shared_weights_refuse_other_spaces_and_a_trial_without_a_folder(digits):
+    nasnet = get_space("nasnet").random(random.Random(0)).to_json()
+    with pytest.raises(ConfigError, match="sharedWeights supports the macro-cnn space"):
+        estimate(nasnet, CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"), "/tmp/x",
+                 lambda _: None, 0.0)
+    with pytest.raises(ConfigError, match="needs its folder on the search volume"):
+        estimate(children(1)[0], CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"),
+                 None, lambda _: None, 0.0)
+
+
+@pytest.mark.parametrize("doc, words", [
+    ({"stepsPerChild": 0}, "stepsPerChild must be >= 1"),
+    ({"retrainTop": 50}, "retrainTop must be between 1 and 20"),
+    ({"steps": 3}, "has no field 'steps'"),
+])
+def test_bad_settings_are_configuration_errors(doc, words):
+    with pytest.raises(ValueError, match=words):
+        SharedWeights.from_dict(doc)
