@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CACHE := $(HOME)/.cache/nas-operator
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 
-.PHONY: demo test venv binaries tools unit lint clean-cluster
+.PHONY: demo test venv binaries tools images unit lint clean-cluster
 
 $(VENV)/.installed: contracts/pyproject.toml operator/pyproject.toml trainer-image/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/nas run examples/nas-bench-graph-cora.yaml --out runs/demo-cora
 
-# Control-plane binaries (kube-apiserver, controller-manager, scheduler, kubectl, etcd)
-# built from the Go module proxy and cached under ~/.cache/nas-operator.
+# Control-plane binaries (kube-apiserver, controller-manager, scheduler, kubectl, etcd) and
+# the real node's kubelet and kube-proxy, built from the Go module proxy and cached under ~/.cache/nas-operator.
 binaries:
 	tests/cluster/build-binaries.sh >/dev/null
 
@@ -32,7 +32,12 @@ tools:
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-test: venv binaries tools
+# The operator and trainer images from the repository's Dockerfiles (podman, on a Debian
+# base made here) and the real node's pause image, cached by the hash of their inputs.
+images: tools
+	tests/cluster/build-images.sh >/dev/null
+
+test: venv binaries tools images
 	$(PY) -m pytest -q
 
 clean-cluster:

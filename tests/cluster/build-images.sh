@@ -73,7 +73,9 @@ mkdir -p "$work/out"
 for pair in "operator=$OPERATOR" "trainer=$TRAINER" "pause=$PAUSE"; do
   name="${pair%%=*}"; ref="${pair#*=}"
   log "saving $ref"
-  "${PODMAN[@]}" save --format oci-archive -o "$work/out/$name.oci.tar" "$ref"
+  # Uncompressed: gzip of the trainer's several GB costs minutes of scarce CPU here, and
+  # containerd would only decompress it again.
+  "${PODMAN[@]}" save --format oci-archive --uncompressed -o "$work/out/$name.oci.tar" "$ref"
 done
 printf 'OPERATOR_IMAGE=%s\nTRAINER_IMAGE=%s\nPAUSE_IMAGE=%s\n' "$OPERATOR" "$TRAINER" "$PAUSE" \
   > "$work/out/images.env"
