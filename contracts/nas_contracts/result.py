@@ -31,6 +31,10 @@ def error_json(message: str, permanent: bool) -> dict[str, Any]:
     return {"schema": SCHEMA, "error": message, "permanent": permanent}
 
 
+# how a reward may be estimated instead of measured on a child trained alone
+ESTIMATES = ("sharedWeights",)
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """What a reader takes from a result JSON: finite numbers only, the error shortened."""
@@ -44,6 +48,7 @@ class TrialResult:
     stopped_early: bool = False  # spec.earlyStopping stopped it: reward and metrics at `epochs`
     stop_reason: str | None = None
     epochs: int | None = None
+    estimate: str | None = None  # sharedWeights: scored on a supernet, not trained alone
 
     @property
     def succeeded(self) -> bool:
@@ -98,4 +103,5 @@ def parse_result(text: str | None) -> TrialResult | None:
         stopped_early=doc.get("stoppedEarly") is True,
         stop_reason=str(stop_reason)[:ERROR_LIMIT] if stop_reason else None,
         epochs=_integer(doc.get("epochs")),
+        estimate=doc["estimate"] if doc.get("estimate") in ESTIMATES else None,
     )

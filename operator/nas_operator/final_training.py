@@ -67,7 +67,7 @@ def sync_final(
             run, warning = trainer_snapshot_for(api, search, generation)
             if warning:
                 events.warning(search, "TrainerSnapshotMissing", warning)
-            if run.mount_search_volume:
+            if run.mount_search_volume and not run.shares_weights:
                 weights = trial_weights(best["index"])
                 return skipped(
                     f"the pod of {best['name']} wrote its weights to the volume", best, weights

@@ -88,6 +88,10 @@ def succeeded_status(result: TrialResult | None, raw: str) -> dict[str, Any]:
         status["parameters"] = result.parameters
     if result.epochs:
         status["epochs"] = result.epochs
+    if result.estimate is not None:  # spec.trainer.sharedWeights (ENAS)
+        status.update(reason="Estimated", estimate=result.estimate,
+                      message="scored on the search's shared weights (spec.trainer."
+                      "sharedWeights), not trained alone")
     if result.stopped_early:  # a partial result (spec.earlyStopping)
         status.update(reason="StoppedEarly", stoppedEarly=True,
                       message=short_message(result.stop_reason or "stopped early"))

@@ -466,3 +466,18 @@ def test_bindings_select_every_search_of_the_namespace_and_allow_without_any():
     assert binding["spec"]["validationActions"] == ["Deny"]
     kinds = [o["kind"] for o in build_admission_policies()]
     assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 4
+
+
+def test_final_job_of_a_shared_weights_search_trains_the_best_alone():
+    """The trials' rewards were estimates on the supernet: the final training is the
+    stand-alone accuracy a user reads, so sharedWeights is not passed on."""
+    shared = {"dataset": "digits", "epochs": 5, "sharedWeights": {"stepsPerChild": 30}}
+    s = search(trainer=shared, finalTraining={"epochs": 8})
+    run = trial_run_spec(s, ["ReadWriteMany"])
+    trial_env = {e["name"]: e.get("value") for e in build_trial_job(
+        trial(), run, SETTINGS)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(trial_env["NAS_TRAINER_CONFIG"])["sharedWeights"] == {"stepsPerChild": 30}
+    final = build_final_job(s, trial(), run, SETTINGS)
+    env = {e["name"]: e.get("value")
+           for e in final["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["NAS_TRAINER_CONFIG"]) == {"dataset": "digits", "epochs": 8}

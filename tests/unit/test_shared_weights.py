@@ -133,3 +133,27 @@ def test_shared_weights_refuse_other_spaces_and_a_trial_without_a_folder(digits)
 def test_bad_settings_are_configuration_errors(doc, words):
     with pytest.raises(ValueError, match=words):
         SharedWeights.from_dict(doc)
+
+
+def test_the_trial_status_says_the_reward_is_a_shared_weights_estimate():
+    from nas_operator.trial_status import derive_trial_status
+
+    message = json.dumps({"schema": "nas.result/v1", "reward": 0.8,
+                          "metrics": {"val_accuracy": 0.93}, "epochs": 0, "seconds": 1.5,
+                          "estimate": "sharedWeights"})
+    trial = {"metadata": {"name": "s-00004", "namespace": "ns"},
+             "spec": {"searchName": "s", "index": 4,
+                      "architecture": {"canonical": {}, "hash": "h"}},
+             "status": {}}
+    job = {"metadata": {"name": "s-00004"}, "spec": {},
+           "status": {"startTime": "2025-01-01T11:00:00Z", "conditions": [
+               {"type": "Complete", "status": "True",
+                "lastTransitionTime": "2025-01-01T11:01:00Z"}]}}
+    pod = {"metadata": {"name": "s-00004-a", "creationTimestamp": "2025-01-01T11:00:00Z"},
+           "status": {"phase": "Succeeded", "containerStatuses": [
+               {"name": "trainer",
+                "state": {"terminated": {"exitCode": 0, "message": message}}}]}}
+    status = derive_trial_status(trial, job, [pod])
+    assert (status["phase"], status["reason"], status["estimate"]) == (
+        "Succeeded", "Estimated", "sharedWeights")
+    assert status["reward"] == 0.8 and "shared weights" in status["message"]

@@ -29,8 +29,10 @@ def final_epochs(search: dict[str, Any]) -> int | None:
 
 
 def final_run(search: dict[str, Any], run: TrainerSnapshot) -> TrainerSnapshot:
-    """The trainer snapshot with the final training's epochs in place of the trials'."""
+    """The trainer snapshot with the final training's epochs in place of the trials', and
+    training the child alone (a shared-weights search's trials were estimates)."""
     epochs = final_epochs(search)
+    run = run.standalone()
     if epochs is None:
         return run
     return run.with_epochs(epochs)

@@ -61,6 +61,18 @@ class TrainerSnapshot:
     def with_epochs(self, epochs: int) -> "TrainerSnapshot":
         return dataclasses.replace(self, trainer={**self.trainer, "epochs": epochs})
 
+    @property
+    def shares_weights(self) -> bool:
+        """spec.trainer.sharedWeights: trials are scored on a supernet and keep no weights
+        of their own."""
+        return "sharedWeights" in self.trainer
+
+    def standalone(self) -> "TrainerSnapshot":
+        """Without spec.trainer.sharedWeights: the child trains alone (the final training
+        of a shared-weights search retrains its best from scratch)."""
+        trainer = {k: v for k, v in self.trainer.items() if k != "sharedWeights"}
+        return dataclasses.replace(self, trainer=trainer)
+
 
 def trial_run_spec(search: dict[str, Any], claim_access_modes: list[str]) -> TrainerSnapshot:
     """What a trial Job needs from its search, resolved now (claim, whether to mount it)."""
