@@ -90,7 +90,6 @@ class StoreExecutor:
     def __init__(self, store: TrialStore, killer: Killer) -> None:
         self.store, self.killer = store, killer
         self.evaluator = nas_bench_graph_evaluator("cora")
-        self.replaced: dict = {}
         self.submitted: dict[int, str] = {}
         self.reported: set[int] = set()
 

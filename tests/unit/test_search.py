@@ -333,3 +333,26 @@ def test_checkpoint_pair_survives_a_crash_between_its_two_files(tmp_path):
     (tmp_path / "checkpoint" / "strategy.json").write_bytes(first_json)
     loop, strategy = folder.load_checkpoint()
     assert loop == {"step": 1} and strategy["weights"].item() == 1.0
+
+
+def test_an_outcome_that_ran_another_architecture_records_and_tells_that_one(tmp_path):
+    """A Trial index a replaced controller had written with another architecture: the
+    executor reports what ran, and the loop records and tells that, not its proposal."""
+    space = grid_space(4, 4)
+    ran = space.from_tokens([3, 3])
+
+    class Swapping:
+        def evaluate(self, request: TrialRequest) -> TrialOutcome:
+            architecture = ran if request.index == 0 else None
+            return TrialOutcome(request.index, succeeded=True, reward=0.9,
+                                architecture=architecture)
+
+    strategy = CountingStrategy(Scripted(space, [[0, 1], [1, 2]]))
+    told: list[str] = []
+    strategy.tell = lambda arch, reward: told.append(arch.hash)
+    folder = ResultsFolder(tmp_path)
+    SearchLoop(space, strategy, InProcessExecutor(Swapping()), folder,
+               Budget(max_trials=2)).run()
+    records = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert records[0]["hash"] == ran.hash and records[0]["architecture"]["tokens"] == [3, 3]
+    assert told[0] == ran.hash and told[1] == space.from_tokens([1, 2]).hash

@@ -78,6 +78,9 @@ class TrialOutcome:
     parameters: int | None = None
     stopped_early: bool = False      # a partial result: the reward at `epochs` (early stopping)
     epochs: int | None = None
+    # what ran, when not what was submitted (an index a replaced controller had written
+    # with another architecture: the Trial is what runs, so it is what is recorded and told)
+    architecture: Architecture | None = None
 
 
 class Executor(Protocol):
@@ -153,11 +156,7 @@ class SearchLoop:
                 if reason is None:  # cannot happen: fill() starts a trial or sets a reason
                     raise RuntimeError("search loop stalled with nothing in flight")
                 break
-            outcomes = self.executor.wait(self.wait_seconds)
-            for outcome in outcomes:
-                self.finish(outcome)
-            if outcomes:
-                self.checkpoint()
+            self.drain()
         return SearchSummary(reason=reason, trials=len(self.records),
                              succeeded=len(self.records) - self.failed, failed=self.failed,
                              best=self.best, known_proposals=self.known_proposals,
@@ -209,11 +208,20 @@ class SearchLoop:
             for request in started:
                 self.executor.submit(request)
 
+    def drain(self) -> None:
+        """Wait a while for trials to finish; record those that did, then checkpoint."""
+        outcomes = self.executor.wait(self.wait_seconds)
+        for outcome in outcomes:
+            self.finish(outcome)
+        if outcomes:
+            self.checkpoint()
+
     def finish(self, outcome: TrialOutcome) -> None:
         """Record a finished trial, then tell the strategy (and answer waiting duplicates)."""
         arch = self.in_flight.pop(outcome.index, None)
         if arch is None:
             return  # not ours, or already recorded (an executor reporting twice)
+        arch = outcome.architecture or arch
         record = TrialRecord(
             index=outcome.index, hash=arch.hash, architecture=arch.to_json(),
             status=SUCCEEDED if outcome.succeeded else FAILED,

@@ -9,6 +9,8 @@ controller's main acts on.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import queue
 import time
@@ -112,8 +114,9 @@ class KubernetesExecutor:
         self.submitted: set[int] = set()
         self.reported: set[int] = set()
         self.deleted: set[int] = set()
-        # Index -> the architecture of an adopted Trial that differs from the loop's.
-        self.replaced: dict[int, Architecture] = {}
+        # Index -> the architecture of an adopted Trial that differs from the loop's: its
+        # outcome carries it (TrialOutcome.architecture).
+        self.adopted: dict[int, Architecture] = {}
         self.created = 0
 
     # --- lifecycle --------------------------------------------------------------------
@@ -152,7 +155,7 @@ class KubernetesExecutor:
             # The index was written with another architecture (by a controller this one
             # replaced): the Trial is what runs, so it is what gets recorded and told.
             log.warning("trial %s holds %s, not %s: adopting the Trial's", view.name, view.hash, arch.hash)
-            self.replaced[request.index] = architecture_of(self.space, view)
+            self.adopted[request.index] = architecture_of(self.space, view)
         else:
             log.info("adopted existing trial %s", view.name)
 
@@ -227,7 +230,8 @@ class KubernetesExecutor:
                 outcomes.append(TrialOutcome(index=index, succeeded=False, reason="TrialDeleted",
                                              message="the Trial was deleted before it finished"))
             elif view is not None and view.finished:
-                outcomes.append(outcome_of(view))
+                outcomes.append(dataclasses.replace(outcome_of(view),
+                                                    architecture=self.adopted.pop(index, None)))
             else:
                 continue
             self.reported.add(index)

@@ -33,7 +33,7 @@ from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import TrialsApi, TrialView, view_trial
 from nas_trainer.results import ResultsFolder, TrialRecord
-from nas_trainer.search import Budget, Executor, SearchLoop, TrialOutcome
+from nas_trainer.search import Budget, Executor, SearchLoop
 from nas_trainer.spaces.base import SearchSpace
 from nas_trainer.strategies.base import Strategy
 
@@ -86,8 +86,8 @@ class KubernetesSearchLoop(SearchLoop):
         metrics: ControllerMetrics | None = None,
         early_stopping: Callable[[KubernetesExecutor], Executor] | None = None,
     ) -> None:
-        # spec.earlyStopping wraps the executor the loop waits on; Kubernetes-only calls
-        # (expect, replaced) still go to the KubernetesExecutor itself.
+        # spec.earlyStopping wraps the executor the loop waits on; the Kubernetes-only call
+        # (expect) still goes to the KubernetesExecutor itself.
         waited_on = early_stopping(executor) if early_stopping is not None else executor
         super().__init__(space, strategy, waited_on, folder, budget, on_trial=on_trial,
                          wait_seconds=wait_seconds)
@@ -123,11 +123,7 @@ class KubernetesSearchLoop(SearchLoop):
                 self.in_flight[view.index] = architecture_of(self.space, view)
                 self.k8s_executor.expect(view)
         while self.in_flight:
-            outcomes = self.executor.wait(self.wait_seconds)
-            for outcome in outcomes:
-                self.finish(outcome)
-            if outcomes:
-                self.checkpoint()
+            self.drain()
 
     def checkpoint(self) -> None:
         super().checkpoint()
@@ -138,12 +134,6 @@ class KubernetesSearchLoop(SearchLoop):
                                    in_flight=len(self.in_flight),
                                    policy_version=self.policy_version, epoch=self.epoch,
                                    policy_stats=self.strategy.metrics())
-
-    def finish(self, outcome: TrialOutcome) -> None:
-        actual = self.k8s_executor.replaced.pop(outcome.index, None)
-        if actual is not None and outcome.index in self.in_flight:
-            self.in_flight[outcome.index] = actual
-        super().finish(outcome)
 
     def progress_message(self) -> str:
         best = f", best {self.best.reward:.4f} (trial {self.best.index})" if self.best else ""
