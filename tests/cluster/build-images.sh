@@ -43,7 +43,7 @@ for flavour in python torch; do
   ref="localhost/nas-test-base-$flavour:${base_key#base-}"
   if ! "${PODMAN[@]}" image exists "$ref"; then
     log "importing the $flavour base as $ref"
-    "${PODMAN[@]}" import --change 'CMD ["/bin/bash"]' "$base_dir/$flavour.tar" "$ref" >/dev/null
+    "${PODMAN[@]}" import -q --change 'CMD ["/bin/bash"]' "$base_dir/$flavour.tar" "$ref" >/dev/null
   fi
 done
 
@@ -66,7 +66,7 @@ mkdir -p "$work/pause"
 CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags "-s -w" -o "$work/pause/pause" \
   tests/cluster/pause/pause.go
 tar -C "$work/pause" --owner=0 --group=0 -cf "$work/pause.tar" pause
-"${PODMAN[@]}" import --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' \
+"${PODMAN[@]}" import -q --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' \
   "$work/pause.tar" "$PAUSE" >/dev/null
 
 mkdir -p "$work/out"
@@ -75,7 +75,7 @@ for pair in "operator=$OPERATOR" "trainer=$TRAINER" "pause=$PAUSE"; do
   log "saving $ref"
   # Uncompressed: gzip of the trainer's several GB costs minutes of scarce CPU here, and
   # containerd would only decompress it again.
-  "${PODMAN[@]}" save --format oci-archive --uncompressed -o "$work/out/$name.oci.tar" "$ref"
+  "${PODMAN[@]}" save -q --format oci-archive --uncompressed -o "$work/out/$name.oci.tar" "$ref"
 done
 printf 'OPERATOR_IMAGE=%s\nTRAINER_IMAGE=%s\nPAUSE_IMAGE=%s\n' "$OPERATOR" "$TRAINER" "$PAUSE" \
   > "$work/out/images.env"

@@ -12,10 +12,11 @@ The node is named `localhost`: the API server dials a node's Hostname address fi
 `kubectl logs`, and that name resolves on any machine. Its kubelet serves on 127.0.0.1
 (anonymous, AlwaysAllow: the test API server has no kubelet client certificate).
 
-No kube-proxy: the `kubernetes` Service (10.0.0.1:443) is reached through the address
-10.0.0.1 put on the host's loopback interface (this kernel has no dummy interfaces) and a
-TCP forwarder to the API server on
-127.0.0.1 (tcp_forward.py); no other Service is routed. One real node runs on a machine at
+kube-proxy (iptables mode) routes Services; the `kubernetes` Service (10.0.0.1:443) gets
+an EndpointSlice made here (the test API server keeps none: it listens on 127.0.0.1, which
+no pod can reach): the host's address, where a TCP forwarder (tcp_forward.py) passes
+connections on to the API server. There is no cluster DNS (pods use the host's
+resolv.conf). One real node runs on a machine at
 a time (a lock file); containerd's root, with the imported images, is kept across runs in
 ~/.cache/nas-operator/real-node/.
 """
@@ -30,6 +31,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -38,13 +41,12 @@ from .controlplane import Cluster, free_port
 from .kube import Kube
 from .paths import CACHE_ROOT, REPO_ROOT, binary
 from .processes import spawn, stop_group
-from .real_node_pki import write_node_kubeconfig
+from .real_node_pki import write_kube_proxy_kubeconfig, write_node_kubeconfig
 from .pki import Pki
 
 NODE_NAME = "localhost"
 POD_SUBNET = "10.213.0.0/24"
 BRIDGE = "nasrn0"
-KUBERNETES_SERVICE = ("10.0.0.1", 443)  # pki.KUBERNETES_SERVICE_IP, the Service's port
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 STATE_ROOT = CACHE_ROOT / "real-node"
 LOCK_WAIT_SECONDS = 1800
@@ -89,6 +91,7 @@ class RealNode:
         self.procs: dict[str, subprocess.Popen] = {}
         self._lock_file = None
         self.started_at = time.time()
+        self.node_ip = host_ip()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -110,8 +113,8 @@ class RealNode:
 
     def stop(self) -> None:
         """Kubelet first, then every container still running, then containerd; mounts,
-        network namespaces, the bridge and the service address are removed. Idempotent."""
-        for name in ("kubelet", "api-forward"):
+        network namespaces, the bridge and kube-proxy's rules are removed. Idempotent."""
+        for name in ("kubelet", "kube-proxy", "api-forward"):
             proc = self.procs.pop(name, None)
             if proc is not None:
                 stop_group(proc, grace=10.0)
@@ -157,7 +160,7 @@ class RealNode:
 
     def _clean_leftovers(self) -> None:
         """What a SIGKILLed earlier run left: pod processes (the shims die with their
-        run, the containers do not), mounts, the bridge and the service address."""
+        run, the containers do not), mounts, the bridge and kube-proxy's rules."""
         self._kill_pod_processes()
         _unmount_under(STATE_ROOT)
         shutil.rmtree(STATE_ROOT / "state", ignore_errors=True)
@@ -252,11 +255,44 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 self._ctr("images", "rm", ref, check=False)
 
     def _start_api_route(self) -> None:
-        address, port = KUBERNETES_SERVICE
-        _ip("addr", "add", f"{address}/32", "dev", "lo")  # no dummy interfaces here
+        """kube-proxy routes the `kubernetes` Service (10.0.0.1:443) to an EndpointSlice
+        made here: the host's address, where a TCP forwarder passes the connections on to
+        the API server, which listens on 127.0.0.1 only (no pod can reach that, and an
+        endpoint may not be a loopback address)."""
+        forward_port = free_port()
         self._spawn("api-forward", [sys.executable, "-m", "tests.cluster.tcp_forward",
-                                    f"--listen={address}:{port}",
+                                    f"--listen={self.node_ip}:{forward_port}",
                                     f"--to=127.0.0.1:{self.cluster.port}"])
+        with self.cluster.api_client() as api:
+            Kube(api).request("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", {
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "kubernetes-real-node",
+                             "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [self.node_ip], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": forward_port, "protocol": "TCP"}],
+            })
+        pki = Pki(self.cluster.run_dir / "pki")
+        self.kube_proxy_healthz = free_port()
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(write_kube_proxy_kubeconfig(
+                pki, self.cluster.server, self.dir / "pki"))},
+            "mode": "iptables",
+            "clusterCIDR": POD_SUBNET,
+            "hostnameOverride": NODE_NAME,
+            "bindAddress": "127.0.0.1",
+            "healthzBindAddress": f"127.0.0.1:{self.kube_proxy_healthz}",
+            "metricsBindAddress": f"127.0.0.1:{free_port()}",
+            "nodePortAddresses": ["primary"],
+            # 0: leave the host's conntrack settings as they are
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                          "tcpCloseWaitTimeout": "0s"},
+        }
+        (self.dir / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
+        self._spawn("kube-proxy", [str(binary("kube-proxy")),
+                                   f"--config={self.dir / 'kube-proxy.yaml'}", "--v=1"])
 
     def _start_kubelet(self) -> None:
         pki = Pki(self.cluster.run_dir / "pki")
@@ -300,7 +336,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             f"--root-dir={self.dir / 'kubelet'}",
             f"--cert-dir={self.dir / 'kubelet-certs'}",
             f"--hostname-override={NODE_NAME}",
-            f"--node-ip={host_ip()}",
+            f"--node-ip={self.node_ip}",
             "--node-labels=nas-test/real-node=true",
             "--v=1",
         ])
@@ -316,12 +352,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     for c in node.get("status", {}).get("conditions") or [])
 
             deadline = time.monotonic() + timeout
-            while not ready():
+            while not (ready() and self._kube_proxy_synced()):
                 self._check_running()
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"node {NODE_NAME} not Ready after {timeout:.0f}s; read "
+                    raise TimeoutError(f"node {NODE_NAME} not Ready (or kube-proxy not synced) "
+                                       f"after {timeout:.0f}s; read "
                                        f"{self.log('kubelet')}:\n{_tail(self.log('kubelet'))}")
                 time.sleep(0.5)
+
+    def _kube_proxy_synced(self) -> bool:
+        """kube-proxy's /healthz answers 200 once it has programmed the Services."""
+        try:
+            url = f"http://127.0.0.1:{self.kube_proxy_healthz}/healthz"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def _check_running(self) -> None:
         for name, proc in self.procs.items():
@@ -351,7 +397,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def _remove_network(self) -> None:
         _ip("link", "del", BRIDGE, check=False)
-        _ip("addr", "del", f"{KUBERNETES_SERVICE[0]}/32", "dev", "lo", check=False)
+        # kube-proxy's iptables rules (the kubelet's own two chains stay, as on any node)
+        subprocess.run([str(binary("kube-proxy")), "--cleanup"], capture_output=True, timeout=60)
         netns = Path("/run/netns")
         if netns.is_dir():  # containerd's per-pod namespaces whose sandbox was not removed
             for entry in netns.glob("cni-*"):

@@ -1,12 +1,12 @@
 """Forwards TCP connections from one address to another, byte for byte.
 
 The real node's pods reach the API server through it: the test API server listens on
-127.0.0.1 only, which a pod's own network namespace cannot reach, so the node listens on
-the `kubernetes` Service's address (10.0.0.1:443, an address put on the host's loopback interface)
+127.0.0.1 only, which a pod's own network namespace cannot reach, so the real node's
+EndpointSlice of the `kubernetes` Service names the host's address, where this listens
 and forwards to the API server. TLS passes through untouched (the serving certificate
-names 10.0.0.1).
+names 10.0.0.1, the Service's address, which kube-proxy translates).
 
-    python -m tests.cluster.tcp_forward --listen 10.0.0.1:443 --to 127.0.0.1:6443
+    python -m tests.cluster.tcp_forward --listen 192.0.2.2:40000 --to 127.0.0.1:6443
 """
 from __future__ import annotations
 
