@@ -12,7 +12,7 @@ from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.cluster
 
-EPOCHS = 6
+EPOCHS = 15  # long enough that the controller (reading progress every second) judges mid-training
 
 
 def test_the_median_rule_stops_trailing_trials_and_says_so_on_the_trial_and_the_search(

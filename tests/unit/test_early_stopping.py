@@ -122,10 +122,12 @@ def test_the_median_rule_stops_a_trial_below_the_others_median_from_the_grace_pe
     assert judge(MEDIAN, 1, 0, 10, curves)[0] is None
 
 
-def test_no_rule_judges_the_last_epoch():
-    curves = {i: {10: float(i)} for i in range(5)}
+def test_no_rule_judges_the_last_two_epochs_where_a_stop_could_not_land_in_time():
+    curves = {i: {9: float(i), 10: float(i)} for i in range(5)}
     assert judge(MEDIAN, 0, 0, 10, curves) == (None, 0)
-    assert judge(EarlyStoppingSpec("asha", 10, 3, 1), 0, 0, 10, curves) == (None, 0)
+    assert judge(EarlyStoppingSpec("asha", 9, 3, 1), 0, 0, 10, curves) == (None, 0)
+    curves = {i: {8: float(i)} for i in range(5)}
+    assert judge(MEDIAN, 0, 0, 10, curves)[0].epoch == 8
 
 
 # --- the files ---------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ trial stop now? Rewards are higher-is-better, as every strategy reads them.
   trial whose reward at its latest epoch is below the median of the other trials' rewards
   at that epoch stops.
 
-Neither judges a trial at its last epoch (nothing left to save) nor before `min_trials`
-trials, itself included, reported the epoch.
+Neither judges a trial at its last two epochs, nor at an epoch fewer than `min_trials`
+trials (itself included) reported. The trainer looks for a stop right after it reports an
+epoch, before the search has read that report: a stop decided at epoch k ends the training
+after epoch k+1 at the earliest, so a decision at the second-to-last epoch would save
+nothing (and would announce a stop that never happens).
 """
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ def judge(spec: EarlyStoppingSpec, index: int, judged: int, total_epochs: int,
     """(the decision, the latest epoch judged) for a running trial whose epochs up to
     `judged` were judged already."""
     curve = curves.get(index) or {}
-    latest = max((e for e in curve if e < total_epochs), default=0)
+    latest = max((e for e in curve if e <= total_epochs - 2), default=0)
     if latest <= judged:
         return None, judged
     if spec.policy == "asha":
