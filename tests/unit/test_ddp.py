@@ -75,3 +75,15 @@ def test_a_permanent_error_in_the_workers_exits_3_with_its_sentence(tmp_path):
     doc = json.loads(termination.read_text())
     assert doc["permanent"] is True
     assert "trainer.batchSize (1) must be at least trainer.processes (2)" in doc["error"]
+
+
+def test_a_shared_weights_trial_keeps_one_process_unless_told_otherwise(tmp_path):
+    from nas_trainer.distributed_launch import processes_for
+
+    architecture = {"space": "macro-cnn"}
+    assert processes_for(architecture, lambda: {"sharedWeights": {}}) == 1
+    assert processes_for(architecture, lambda: {"sharedWeights": {}, "processes": 2}) == 2
+    done, termination, _ = train(tmp_path, {**TRAINER, "processes": 2, "sharedWeights": {}})
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "trainer.processes > 1 does not apply with trainer.sharedWeights" in \
+        json.loads(termination.read_text())["error"]

@@ -37,6 +37,8 @@ def processes_for(architecture: Any, read_config: Callable[[], dict[str, Any]]) 
     except Exception:  # noqa: BLE001 - reported by evaluate() with the right exit code
         return 1
     configured = doc.get("processes")
+    if configured is None and doc.get("sharedWeights") is not None:
+        return 1  # one process scores and trains the supernet per child (oneshot/)
     if configured is not None and (isinstance(configured, bool) or not isinstance(configured, int)
                                    or configured < 1):
         return 1  # invalid: TrainerConfig's check explains it
@@ -77,6 +79,9 @@ def hand_over(code: int, doc: dict[str, Any]) -> bool:
     path = os.environ.get(RESULT_ENV)
     if not in_worker() or not path:
         return False
+    from .training.distributed import leave
+
+    leave()  # joined by the training (training/run.py), once per worker process
     if int(os.environ.get("RANK") or 0) == 0:
         Path(path).write_text(json.dumps({"code": code, "doc": doc}))
     return True

@@ -84,10 +84,11 @@ def join(world: World, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
-def leave(world: World) -> None:
+def leave() -> None:
+    """Leave the trial's process group, if this process joined one."""
     import torch.distributed as dist
 
-    if world.distributed and dist.is_initialized():
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 

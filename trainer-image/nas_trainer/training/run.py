@@ -42,6 +42,10 @@ def log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def quiet(_: str) -> None:
+    pass
+
+
 @dataclass
 class TrialOutcome:
     result: TrialResult
@@ -175,25 +179,12 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     if world.distributed and language:
         raise ConfigError("trainer.processes > 1 (data-parallel training) is for image "
                           f"spaces; {space} trains in one process")
+    if world.distributed and config.shared_weights is not None:
+        raise ConfigError("trainer.processes > 1 does not apply with trainer.sharedWeights: "
+                          "one process updates the supernet per child; remove processes")
     if not world.is_main:
         log = quiet  # one log, rank 0's
-    distributed.join(world, device)
-    try:
-        return _train(architecture, config, space, language, reward_config, device, world,
-                      data, out_dir, log, started, lap, timings)
-    finally:
-        distributed.leave(world)
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-def _train(architecture: Mapping[str, Any], config: TrainerConfig, space: Any, language: bool,
-           reward_config: Any, device: torch.device, world: distributed.World,
-           data: ImageData | TextData | None, out_dir: str | Path | None, log: Log,
-           started: float, lap: Callable[[str], None], timings: dict[str, float]
-           ) -> TrialOutcome:
+    distributed.join(world, device)  # left when the worker ends (train_cli)
     limit_cpu_threads(config, device)
     if data is None:
         data = load_data(config, str(space))
