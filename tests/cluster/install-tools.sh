@@ -12,24 +12,28 @@ HELM_BIN_DIR="$CACHE_ROOT/helm-$HELM_VERSION/bin"
 
 log() { echo "install-tools: $*" >&2; }
 
-# --- Prometheus: Debian's package, so the version is the distribution's.
-if ! command -v prometheus >/dev/null; then
+# apt-get install of Debian packages without starting their services: prometheus's would
+# start a system Prometheus on :9090 and containerd's a system daemon; the tests run their
+# own (policy-rc.d 101 = "action forbidden").
+apt_install_quietly() {
   if [[ $EUID -ne 0 ]]; then
-    log "prometheus is not on PATH; install Debian's package: sudo apt-get install -y prometheus"
+    log "missing Debian packages: sudo apt-get install -y $*"
     exit 1
   fi
-  log "installing prometheus (Debian package)"
+  log "installing $* (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # The package's service would start a system Prometheus on :9090; tests run their
-  # own, so keep the daemon from starting (policy-rc.d 101 = "action forbidden").
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
+  local policy=/usr/sbin/policy-rc.d created_policy=0
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
   fi
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   if [[ $created_policy == 1 ]]; then rm -f "$policy"; fi
+}
+
+# --- Prometheus: Debian's package, so the version is the distribution's.
+if ! command -v prometheus >/dev/null; then
+  apt_install_quietly prometheus
 fi
 
 # --- The real node (tests/cluster/real_node.py) and the image builds (build-images.sh):
@@ -40,21 +44,7 @@ for pkg in "${REAL_NODE_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if (( ${#missing[@]} )); then
-  if [[ $EUID -ne 0 ]]; then
-    log "missing Debian packages: sudo apt-get install -y ${missing[*]}"
-    exit 1
-  fi
-  log "installing ${missing[*]} (Debian packages)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  # containerd's package would start a system daemon; the real node runs its own.
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
-  fi
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if [[ $created_policy == 1 ]]; then rm -f "$policy"; fi
+  apt_install_quietly "${missing[@]}"
 fi
 
 # --- Helm: `go install` of the pinned release into a versioned cache folder.
