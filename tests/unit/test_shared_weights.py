@@ -157,3 +157,39 @@ def test_the_trial_status_says_the_reward_is_a_shared_weights_estimate():
     assert (status["phase"], status["reason"], status["estimate"]) == (
         "Succeeded", "Estimated", "sharedWeights")
     assert status["reward"] == 0.8 and "shared weights" in status["message"]
+
+
+def test_nas_run_scores_children_on_the_supernet_then_retrains_the_best_alone(tmp_path):
+    """The ENAS example, shortened: every trial is an estimate, the best is retrained from
+    scratch into retrained/, and running the command again trains nothing twice."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from nas_trainer.cli import app
+
+    root = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((root / "examples" / "enas-digits-macro-cnn.yaml").read_text())
+    doc["spec"]["trials"]["max"] = 4
+    doc["spec"]["trainer"]["epochs"] = 1
+    doc["spec"]["trainer"]["sharedWeights"] = {"stepsPerChild": 3, "retrainTop": 2}
+    manifest = tmp_path / "enas.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(manifest), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Retrained from scratch" in result.output
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["status"] == "Succeeded" for r in records)
+    assert torch.load(out / "supernet" / CHECKPOINT, weights_only=True)["children"] == 4
+    retrained = json.loads((out / "retrained.json").read_text())
+    best_two = sorted(records, key=lambda r: -r["reward"])[:2]
+    assert [r["index"] for r in retrained] == [r["index"] for r in best_two]
+    for row in retrained:
+        alone = json.loads((out / "retrained" / f"{row['index']:05d}" / "result.json").read_text())
+        assert "estimate" not in alone and alone["epochs"] == 1
+        assert row["reward"] == alone["reward"] and row["estimate"] != row["reward"]
+    stamp = (out / "retrained" / f"{retrained[0]['index']:05d}" / "result.json").stat().st_mtime
+    again = CliRunner().invoke(app, ["run", str(manifest), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "retrained" / f"{retrained[0]['index']:05d}" / "result.json").stat().st_mtime \
+        == stamp

@@ -163,21 +163,7 @@ class SubprocessExecutor:
         return outcome
 
     def _read_result(self, run: _Running, elapsed: float) -> TrialOutcome:
-        """The outcome of a trainer that exited 0, by contract 3's one reader and rule."""
-        result = self._result(run)
-        index = run.request.index
-        if result is None or not result.succeeded:
-            message = (result.error if result is not None and result.error else
-                       "the trainer exited 0 without a result JSON with a numeric reward")
-            return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
-                                message=message)
-        return TrialOutcome(index, succeeded=True, reward=result.reward,
-                            metrics=dict(result.metrics),
-                            seconds=result.seconds if result.seconds is not None else elapsed,
-                            parameters=result.parameters,
-                            stopped_early=result.stopped_early,
-                            message=result.stop_reason or "",
-                            epochs=result.epochs)
+        return outcome_of_result(run.request.index, self._result(run), elapsed)
 
     @staticmethod
     def _result(run: _Running) -> TrialResult | None:
@@ -207,3 +193,19 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         os.killpg(process.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def outcome_of_result(index: int, result: TrialResult | None, elapsed: float) -> TrialOutcome:
+    """The outcome of a trainer that exited 0, by contract 3's one reader and rule."""
+    if result is None or not result.succeeded:
+        message = (result.error if result is not None and result.error else
+                   "the trainer exited 0 without a result JSON with a numeric reward")
+        return TrialOutcome(index, succeeded=False, reason="InvalidResult", seconds=elapsed,
+                            message=message)
+    return TrialOutcome(index, succeeded=True, reward=result.reward,
+                        metrics=dict(result.metrics),
+                        seconds=result.seconds if result.seconds is not None else elapsed,
+                        parameters=result.parameters,
+                        stopped_early=result.stopped_early,
+                        message=result.stop_reason or "",
+                        epochs=result.epochs)
