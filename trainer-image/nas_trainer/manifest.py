@@ -326,6 +326,12 @@ class StorageSpec:
     access_modes: tuple[str, ...] = ("ReadWriteOnce",)
     retention_policy: str = "Retain"
 
+    def reached_by_trials(self, trainer: "TrainerSpec") -> bool:
+        """Whether trial pods mount the search volume: asked (trainer.mountSearchVolume),
+        or a ReadWriteMany volume the operator makes (its trial Jobs mount that one)."""
+        operator_rwx = not self.claim_name and "ReadWriteMany" in self.access_modes
+        return trainer.mount_search_volume or operator_rwx
+
 
 @dataclass(frozen=True)
 class FinalTrainingSpec:

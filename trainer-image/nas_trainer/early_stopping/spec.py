@@ -55,8 +55,7 @@ def parse_early_stopping(value: Any, space: Any, trainer: Any, storage: Any
     section.finish()
     if space.name == "nas-bench-graph" and trainer.command is None:
         raise ManifestError(TABLE_MESSAGE)
-    operator_rwx = not storage.claim_name and "ReadWriteMany" in storage.access_modes
-    if not (trainer.mount_search_volume or operator_rwx):
+    if not storage.reached_by_trials(trainer):
         raise ManifestError(NEEDS_VOLUME_MESSAGE)
     if trainer.epochs is not None and spec.grace_period >= trainer.epochs:
         raise ManifestError(GRACE_MESSAGE.format(grace=spec.grace_period, epochs=trainer.epochs))

@@ -36,8 +36,7 @@ def check_shared_weights(value: Any, space: Any, trials: Any, trainer: Any, stor
         raise ManifestError(SPACE_MESSAGE)
     if trials.parallelism != 1:
         raise ManifestError(PARALLELISM_MESSAGE)
-    operator_rwx = not storage.claim_name and "ReadWriteMany" in storage.access_modes
-    if not (trainer.mount_search_volume or operator_rwx):
+    if not storage.reached_by_trials(trainer):
         raise ManifestError(VOLUME_MESSAGE)
     if early_stopping is not None:
         raise ManifestError(EARLY_STOPPING_MESSAGE)
