@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from .cpus import usable_cpus
 
-WORLD_ENV = "WORLD_SIZE"  # torchrun's workers have it
+# set by torchrun in its workers; their absence means a single process
+RANK_ENV, WORLD_ENV, LOCAL_RANK_ENV = "RANK", "WORLD_SIZE", "LOCAL_RANK"
 RESULT_ENV = "NAS_DISTRIBUTED_RESULT"  # where rank 0 leaves {"code", "doc"}
 
 
@@ -82,6 +83,6 @@ def hand_over(code: int, doc: dict[str, Any]) -> bool:
     from .training.distributed import leave
 
     leave()  # joined by the training (training/run.py), once per worker process
-    if int(os.environ.get("RANK") or 0) == 0:
+    if int(os.environ.get(RANK_ENV) or 0) == 0:
         Path(path).write_text(json.dumps({"code": code, "doc": doc}))
     return True

@@ -20,8 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-# set in the workers torchrun starts; their absence means a single process
-RANK_ENV, WORLD_ENV, LOCAL_RANK_ENV = "RANK", "WORLD_SIZE", "LOCAL_RANK"
+from ..distributed_launch import LOCAL_RANK_ENV, RANK_ENV, WORLD_ENV
 
 
 @dataclass(frozen=True)
