@@ -69,6 +69,16 @@ tar -C "$work/pause" --owner=0 --group=0 -cf "$work/pause.tar" pause
 "${PODMAN[@]}" import -q --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' \
   "$work/pause.tar" "$PAUSE" >/dev/null
 
+# Images of older inputs are large (the trainer's is several GB): keep only this build, and
+# drop the others before saving it, so the disk never holds two trainer archives.
+for old in "$CACHE_ROOT"/images-*; do
+  [[ $old == "$OUT" || $old == "$CACHE_ROOT"/images-work.* ]] && continue
+  rm -rf "$old"
+done
+"${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' \
+  | grep -E '^localhost/nas-(operator|trainer|test-pause):' | grep -v ":$hash\$" \
+  | xargs -r "${PODMAN[@]}" rmi -f >/dev/null 2>&1 || true
+
 mkdir -p "$work/out"
 for pair in "operator=$OPERATOR" "trainer=$TRAINER" "pause=$PAUSE"; do
   name="${pair%%=*}"; ref="${pair#*=}"
@@ -82,12 +92,4 @@ printf 'OPERATOR_IMAGE=%s\nTRAINER_IMAGE=%s\nPAUSE_IMAGE=%s\n' "$OPERATOR" "$TRA
 rm -rf "$OUT"
 mv "$work/out" "$OUT"
 
-# Images of older inputs are large (the trainer's is several GB): keep only this build.
-for old in "$CACHE_ROOT"/images-*; do
-  [[ $old == "$OUT" || $old == "$CACHE_ROOT"/images-work.* ]] && continue
-  rm -rf "$old"
-done
-"${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' \
-  | grep -E '^localhost/nas-(operator|trainer|test-pause):' | grep -v ":$hash\$" \
-  | xargs -r "${PODMAN[@]}" rmi -f >/dev/null 2>&1 || true
 echo "$OUT"

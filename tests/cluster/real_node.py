@@ -233,7 +233,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return result
 
     def _import_images(self) -> None:
-        """Imports the built images once; containerd's root keeps them for later runs."""
+        """Imports the built images once; containerd's root keeps them for later runs.
+        Earlier builds go first, so the disk never holds two trainer images."""
+        self._prune_images(keep=set(self.images.values()))
         present = set(self._ctr("images", "ls", "-q").stdout.split())
         for name, ref in (("pause", "PAUSE_IMAGE"), ("operator", "OPERATOR_IMAGE"),
                           ("trainer", "TRAINER_IMAGE")):
@@ -246,8 +248,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self._prune_images(keep=set(self.images.values()))
 
     def _prune_images(self, keep: set[str]) -> None:
-        """Images of earlier builds (several GB each) go once a new build is imported:
-        their names and the `sha256:<id>` names the CRI plugin gives them (same manifest)."""
+        """Images of earlier builds (several GB each) go, before and after a new build is
+        imported: their names and the `sha256:<id>` names the CRI plugin gives them (same
+        manifest)."""
         rows = [line.split()[:3] for line in self._ctr("images", "ls").stdout.splitlines()[1:]]
         kept_digests = {digest for ref, _, digest in rows if ref in keep}
         for ref, _, digest in rows:
