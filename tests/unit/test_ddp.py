@@ -87,3 +87,45 @@ def test_a_shared_weights_trial_keeps_one_process_unless_told_otherwise(tmp_path
     assert done.returncode == 3, done.stderr[-2000:]
     assert "trainer.processes > 1 does not apply with trainer.sharedWeights" in \
         json.loads(termination.read_text())["error"]
+
+
+def ptb_layout_corpus(folder: Path) -> None:
+    """A learnable toy language (each word followed by the next in the list)."""
+    rng = random.Random(0)
+    words = "a b c d e f g h".split()
+    for split, lines in (("train", 200), ("valid", 30), ("test", 30)):
+        text = []
+        for _ in range(lines):
+            start = rng.randrange(len(words))
+            text.append(" ".join(words[(start + k) % len(words)] for k in range(8)))
+        (folder / f"ptb.{split}.txt").write_text("\n".join(text) + "\n")
+
+
+def train_language_model(tmp_path: Path, processes: int) -> dict:
+    folder = tmp_path / f"p{processes}"
+    folder.mkdir()
+    ptb_layout_corpus(folder)
+    architecture = get_space("rnn-cell").random(random.Random(4)).to_json()
+    (folder / "arch.json").write_text(json.dumps(architecture))
+    (folder / "trainer.json").write_text(json.dumps({
+        "dataset": "ptb", "dataPath": str(folder), "download": False, "epochs": 2,
+        "batchSize": 8, "bptt": 8, "seed": 0, "processes": processes,
+        "model": {"hiddenSize": 16, "embeddingSize": 16, "dropout": 0.0}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    done = subprocess.run(
+        [sys.executable, "-m", "nas_trainer.train_cli", "-a", str(folder / "arch.json"), "-c",
+         str(folder / "trainer.json"), "--termination-log", str(folder / "termination-log"),
+         "-o", str(folder / "out")], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((folder / "termination-log").read_text())
+
+
+def test_a_language_model_trains_data_parallel_as_it_does_in_one_process(tmp_path):
+    alone, parallel = train_language_model(tmp_path, 1), train_language_model(tmp_path, 2)
+    assert parallel["execution"].endswith("DDP over 2 processes (gloo)")
+    # the same global batch of streams, gradients averaged: the same training, up to
+    # floating-point order
+    assert parallel["metrics"]["best_val_perplexity"] == pytest.approx(
+        alone["metrics"]["best_val_perplexity"], rel=1e-3)
+    assert parallel["metrics"]["train_loss"] == pytest.approx(
+        alone["metrics"]["train_loss"], rel=1e-3)

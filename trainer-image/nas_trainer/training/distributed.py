@@ -110,15 +110,23 @@ def leaves_parameters_out(model: nn.Module, sample: torch.Tensor) -> bool:
     weights and statistics are as before."""
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
-        output = model(sample)
-        outputs = output if isinstance(output, tuple) else (output,)
-        sum(o.float().sum() for o in outputs).backward()
+        sum(o.float().sum() for o in tensors_in(model(sample))).backward()
         return any(p.requires_grad and p.grad is None for p in model.parameters())
     finally:
         model.zero_grad(set_to_none=True)
         with torch.no_grad():
             for key, value in model.state_dict().items():
                 value.copy_(saved[key])
+
+
+def tensors_in(output: object) -> list[torch.Tensor]:
+    """The floating-point tensors of a model's output, however nested (a language model
+    returns its logits and its recurrent state)."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, (tuple, list)):
+        return [t for part in output for t in tensors_in(part)]
+    return []
 
 
 def unwrap(model: nn.Module) -> nn.Module:

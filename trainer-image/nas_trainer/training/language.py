@@ -1,7 +1,13 @@
 """Training a word-level language model (rnn-cell): the corpus on the device as
 `batch` parallel token streams, truncated backpropagation through `bptt` steps with the
 recurrent state carried across windows, gradient clipping; the step captured as one CUDA
-graph when possible (an unrolled cell is hundreds of tiny kernels)."""
+graph when possible (an unrolled cell is hundreds of tiny kernels).
+
+Data-parallel (trainer.processes > 1): the `batch` streams are the global batch; each
+process carries its own equal share of them (and their recurrent state), DDP averages
+the gradients, so the update is the single-process one up to floating-point order. Every
+process evaluates the whole validation text on its unwrapped copy (the same weights),
+so no collective runs outside the training step."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +19,8 @@ from torch import nn
 
 from ..data.splits import TextData
 from ..models import RNNLanguageModel
-from .config import Optimization, TrainerConfig
+from . import distributed
+from .config import ConfigError, Optimization, TrainerConfig
 from .engine import SGD, StepRunner, cosine_schedule
 
 Metrics = dict[str, torch.Tensor]
@@ -30,11 +37,19 @@ class LanguageTraining:
 
     def __init__(self, model: RNNLanguageModel, data: TextData, config: TrainerConfig,
                  optimization: Optimization, device: torch.device, amp: bool,
-                 stream: torch.cuda.Stream | None = None) -> None:
+                 stream: torch.cuda.Stream | None = None,
+                 world: distributed.World = distributed.World()) -> None:
         self.model, self.config, self.device = model, config, device
+        self.world = world
         self.bptt = config.bptt
-        self.batch = max(1, min(config.batch_size, (data.train.numel() - 1) // (self.bptt + 1)))
-        self.train_tokens = streams(data.train, self.batch, device)
+        streams_fit = max(1, min(config.batch_size, (data.train.numel() - 1) // (self.bptt + 1)))
+        self.batch = streams_fit // world.size * world.size  # an equal share per process
+        if self.batch < 1:
+            raise ConfigError(f"trainer.batchSize ({config.batch_size}) must be at least "
+                              f"trainer.processes ({world.size})")
+        share = self.batch // world.size
+        self.train_tokens = streams(data.train, self.batch, device)[
+            world.rank * share:(world.rank + 1) * share]
         self.steps_per_epoch = (self.train_tokens.shape[1] - 1) // self.bptt
         if self.steps_per_epoch < 1:
             raise ValueError(f"the training text is too short for bptt {self.bptt}")
@@ -56,13 +71,14 @@ class LanguageTraining:
         self.step_in_epoch = torch.zeros((), dtype=torch.long, device=device)
         self.global_step = torch.zeros((), dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), device=device)
-        self.h, self.c = model.initial_state(self.batch, device)
+        self.h, self.c = distributed.unwrap(model).initial_state(share, device)
         self.optimizer = SGD(model.parameters(), self.lr, optimization.momentum,
                              optimization.nesterov, optimization.weight_decay)
         self.runner = StepRunner(self.train_step, model, self.optimizer,
                                  [self.lr, self.step_in_epoch, self.global_step, self.loss_sum,
                                   self.h, self.c],
-                                 device, stream, config.cuda_graph)
+                                 device, stream,
+                                 "off" if world.distributed else config.cuda_graph)
         self.history: list[Metrics] = []
 
     def train_step(self) -> None:
@@ -99,24 +115,28 @@ class LanguageTraining:
                 yield None
             with self.runner.on_stream():
                 val_loss = self.evaluate(self.val_tokens)
-                self.history.append({"train_loss": self.loss_sum / self.steps_per_epoch,
+                # each process summed its share's mean losses: their mean is the batch's
+                distributed.sum_over_workers([self.loss_sum], self.world)
+                self.history.append({"train_loss": self.loss_sum / (self.steps_per_epoch
+                                                                    * self.world.size),
                                      "val_loss": val_loss, "val_perplexity": val_loss.exp()})
             yield epoch
 
     @torch.no_grad()
     def evaluate(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy over a whole split (state carried)."""
-        self.model.eval()
-        state = self.model.initial_state(tokens.shape[0], self.device)
+        model = distributed.unwrap(self.model)
+        model.eval()
+        state = model.initial_state(tokens.shape[0], self.device)
         loss_sum = torch.zeros((), device=self.device)
         length = tokens.shape[1] - 1
         for start in range(0, length, self.bptt):
             end = min(start + self.bptt, length)
             with self.autocast():
-                logits, state = self.model(tokens[:, start:end], state)
+                logits, state = model(tokens[:, start:end], state)
             loss_sum += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                                         tokens[:, start + 1:end + 1].reshape(-1), reduction="sum")
-        self.model.train()
+        model.train()
         return loss_sum / (length * tokens.shape[0])
 
     def final_metrics(self) -> dict[str, torch.Tensor]:

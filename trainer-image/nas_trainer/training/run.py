@@ -176,9 +176,6 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     seed_everything(config)
     world = distributed.current_world()
     device = distributed.device_for(world, select_device(config.device))
-    if world.distributed and language:
-        raise ConfigError("trainer.processes > 1 (data-parallel training) is for image "
-                          f"spaces; {space} trains in one process")
     if world.distributed and config.shared_weights is not None:
         raise ConfigError("trainer.processes > 1 does not apply with trainer.sharedWeights: "
                           "one process updates the supernet per child; remove processes")
@@ -213,8 +210,10 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
         model = model.to(memory_format=torch.channels_last)
     optimization = resolve_optimization(config, str(space))
     if isinstance(data, TextData):
+        tokens = data.train[:config.bptt].view(1, -1).to(device)
         training: ImageTraining | LanguageTraining = LanguageTraining(
-            model, data, config, optimization, device, amp)  # type: ignore[arg-type]
+            distributed.wrap(model, world, device, tokens), data, config, optimization,
+            device, amp, world=world)  # type: ignore[arg-type]
         extra: dict[str, Any] = {"dataset": data.name, "vocab": data.vocab}
     else:
         splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
