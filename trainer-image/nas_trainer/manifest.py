@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -482,10 +483,13 @@ def _check_goal(trials: TrialsSpec, space: SpaceSpec, trainer: TrainerSpec) -> N
 def _check_decision_bounds(decisions: Any) -> None:
     """What the CRD bounds and the custom space itself does not: sizes and name spelling
     (the space checks the rest: mappings, duplicates, scalar choices)."""
-    if isinstance(decisions, list) and len(decisions) > MAX_DECISIONS:
+    if not isinstance(decisions, list):
+        raise ManifestError("spec.searchSpace.decisions must be a list of {name, choices} "
+                            f"(got {type(decisions).__name__} {reprlib.repr(decisions)})")
+    if len(decisions) > MAX_DECISIONS:
         raise ManifestError(f"spec.searchSpace.decisions must have at most {MAX_DECISIONS} "
                             f"entries (got {len(decisions)})")
-    for i, entry in enumerate(decisions if isinstance(decisions, list) else ()):
+    for i, entry in enumerate(decisions):
         if not isinstance(entry, Mapping):
             continue
         name, choices = entry.get("name"), entry.get("choices")
