@@ -111,8 +111,11 @@ class KubernetesExecutor:
                                  watch_timeout_s=watch_timeout_s),
         ]
         self.trials: dict[int, TrialView] = {}
-        self.submitted: set[int] = set()
-        self.reported: set[int] = set()
+        # Submitted (or adopted) and not yet reported: what an outcome may come from.
+        self.unreported: set[int] = set()
+        # Indices whose Trial changed since the last look: only these can have finished
+        # (a search of 20,000 trials, 1,000 in flight, must not scan them all per event).
+        self.changed: set[int] = set()
         self.deleted: set[int] = set()
         # Index -> the architecture of an adopted Trial that differs from the loop's: its
         # outcome carries it (TrialOutcome.architecture).
@@ -143,7 +146,7 @@ class KubernetesExecutor:
         )
         obj, created = self.trials_api.create_or_adopt(body)
         view = view_trial(obj)
-        self.submitted.add(request.index)
+        self.unreported.add(request.index)
         self._remember(view)
         if created:
             self.created += 1
@@ -161,8 +164,8 @@ class KubernetesExecutor:
 
     def expect(self, view: TrialView) -> None:
         """Report this existing Trial when it finishes, without submitting it."""
-        self.submitted.add(view.index)
-        self.reported.discard(view.index)
+        self.unreported.add(view.index)
+        self.changed.add(view.index)
         self.trials.setdefault(view.index, view)
 
     def wait(self, timeout: float | None) -> list[TrialOutcome]:
@@ -204,12 +207,14 @@ class KubernetesExecutor:
         view = view_trial(event.obj)
         if event.type == "DELETED":
             self.deleted.add(view.index)
+            self.changed.add(view.index)
         else:
             self.deleted.discard(view.index)
             self._remember(view)
 
     def _remember(self, view: TrialView) -> None:
         self.trials[view.index] = view
+        self.changed.add(view.index)
 
     def _raise_if_stopping(self) -> None:
         meta = self.search_obj.get("metadata") or {}
@@ -223,10 +228,15 @@ class KubernetesExecutor:
 
     def _collect(self) -> list[TrialOutcome]:
         outcomes = []
-        for index in sorted(self.submitted - self.reported):
+        candidates = self.changed & self.unreported
+        if candidates & self.deleted:
+            # A Trial deleted with its search ends the controller, not the trial: asked
+            # before anything is marked reported, so a failed look loses no outcome.
+            self._check_search_exists()
+        self.changed = set()
+        for index in sorted(candidates):
             view = self.trials.get(index)
             if index in self.deleted:
-                self._check_search_exists()
                 outcomes.append(TrialOutcome(index=index, succeeded=False, reason="TrialDeleted",
                                              message="the Trial was deleted before it finished"))
             elif view is not None and view.finished:
@@ -234,7 +244,7 @@ class KubernetesExecutor:
                                                     architecture=self.adopted.pop(index, None)))
             else:
                 continue
-            self.reported.add(index)
+            self.unreported.discard(index)
         return outcomes
 
     def _check_search_exists(self) -> None:
