@@ -4,7 +4,8 @@ A fresh trial process spends seconds importing torch and making its first CUDA c
 before it trains anything; a worker pays that once. The operator writes each assignment
 into this pod's annotations (contract 8, ``nas_contracts.warm_pool``); the worker
 watches its own pod, trains the assignment in process with nas-train's code path
-(``train_cli.evaluate``) and answers with the result JSON (contract 3). The operator alone writes Trial status; the worker's ServiceAccount may only read and patch
+(``train_cli.evaluate``) and answers with the result JSON (contract 3). A pack of
+assignments is trained one Trial after another, each answered as it finishes. The operator alone writes Trial status; the worker's ServiceAccount may only read and patch
 its own pod.
 
 Exit: SIGTERM ends it at once (the operator requeues the Trial); a CUDA error that may
@@ -15,6 +16,7 @@ Env: ``NAS_POD_NAME``, ``NAS_NAMESPACE`` (fieldRefs).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -23,7 +25,10 @@ from typing import Any
 
 from nas_contracts.cluster import ENV_NAMESPACE, ENV_POD_NAME
 from nas_contracts.result import EXIT_OK, EXIT_RETRYABLE, TERMINATION_LIMIT
-from nas_contracts.warm_pool import RESULT_ANNOTATION, answer, pending_assignment, run_key
+from nas_contracts.warm_pool import (ASSIGNMENT_ANNOTATION, RESULT_ANNOTATION, answer,
+                                    answer_pack, answers_in, pending_assignment,
+                                    pending_assignments,
+                                    read_annotation, run_key)
 
 from .train_cli import Evaluation, evaluate
 
@@ -37,6 +42,23 @@ def result_patch(assignment: dict[str, Any], doc: dict[str, Any]) -> dict[str, A
 
     result = compact(doc, TERMINATION_LIMIT - 512)  # 512: room for the envelope
     return {"metadata": {"annotations": {RESULT_ANNOTATION: answer(assignment, result)}}}
+
+
+def pack_result_patch(annotations: dict[str, str] | None, assignment: dict[str, Any],
+                      doc: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch adding the answer to one Trial of a pack to the answers already
+    given (each finished Trial is answered at once: a worker deleted mid-pack loses only
+    the Trials it had not finished). A single assignment is answered as today."""
+    from .training.result import compact
+
+    held = read_annotation(annotations, ASSIGNMENT_ANNOTATION) or {}
+    if "pack" not in held:
+        return result_patch(assignment, doc)
+    earlier = [(a, json.dumps(a.get("result"), sort_keys=True))
+               for a in answers_in(annotations).values() if run_key(a) != run_key(assignment)]
+    result = compact(doc, TERMINATION_LIMIT - 512)
+    value = answer_pack([*earlier, (assignment, result)])
+    return {"metadata": {"annotations": {RESULT_ANNOTATION: value}}}
 
 
 def may_have_poisoned_cuda(error: BaseException | None) -> bool:
@@ -58,6 +80,28 @@ def train(assignment: dict[str, Any], data_cache: dict[Any, Any]) -> Evaluation:
                     lambda: dict(config) if isinstance(config, dict) else {},
                     assignment.get("outputDir") or None, started,
                     data_cache=data_cache, prog="nas-worker")
+
+
+def answer_one(core: Any, pod: str, namespace: str, annotations: dict[str, str],
+               assignment: dict[str, Any], data_cache: dict[Any, Any],
+               retrying: Any) -> tuple[int | None, Any]:
+    """Train one assignment and answer it; (1 when this process must exit, the pod as
+    patched)."""
+    had_torch = "torch" in sys.modules
+    evaluation = train(assignment, data_cache)
+    if not had_torch and "torch" in sys.modules:
+        log("imported torch")
+    # Through API blips: a result lost here would cost a retry and the training.
+    patch = pack_result_patch(annotations, assignment, evaluation.doc)
+    patched = retrying(lambda: core.patch_namespaced_pod(pod, namespace, patch),
+                       f"answering trial {assignment.get('trial')}", give_up_after_s=600)
+    outcome = (f"reward {evaluation.doc.get('reward')}" if evaluation.code == EXIT_OK
+               else f"error {evaluation.doc.get('error')}")
+    log(f"trial {assignment.get('trial')} attempt {assignment.get('attempt')}: {outcome}")
+    if evaluation.code == EXIT_RETRYABLE and may_have_poisoned_cuda(evaluation.error):
+        log("the CUDA context may be broken: exiting so that the pod is replaced")
+        return 1, patched
+    return None, patched
 
 
 def log(message: str) -> None:
@@ -84,26 +128,18 @@ def serve(pod: str, namespace: str) -> int:
             for event in stream:
                 if event["type"] == "DELETED":
                     return 0
-                annotations = event["object"].metadata.annotations
-                assignment = pending_assignment(annotations)
-                if assignment is None or run_key(assignment) in answered:
-                    continue
-                had_torch = "torch" in sys.modules
-                evaluation = train(assignment, data_cache)
-                if not had_torch and "torch" in sys.modules:
-                    log("imported torch")
-                # Through API blips: a result lost here would cost a retry and the training.
-                patch = result_patch(assignment, evaluation.doc)
-                retrying(lambda: core.patch_namespaced_pod(pod, namespace, patch),
-                         f"answering trial {assignment.get('trial')}", give_up_after_s=600)
-                answered.add(run_key(assignment))
-                outcome = (f"reward {evaluation.doc.get('reward')}" if evaluation.code == EXIT_OK
-                           else f"error {evaluation.doc.get('error')}")
-                log(f"trial {assignment.get('trial')} attempt {assignment.get('attempt')}: "
-                    f"{outcome}")
-                if evaluation.code == EXIT_RETRYABLE and may_have_poisoned_cuda(evaluation.error):
-                    log("the CUDA context may be broken: exiting so that the pod is replaced")
-                    return 1
+                annotations = dict(event["object"].metadata.annotations or {})
+                # A pack's Trials run one after another here, each answered when done: one
+                # failing answers only for itself and the next one still runs.
+                for assignment in pending_assignments(annotations):
+                    if run_key(assignment) in answered:
+                        continue
+                    code, answered_pod = answer_one(core, pod, namespace, annotations,
+                                                    assignment, data_cache, retrying)
+                    answered.add(run_key(assignment))
+                    annotations = dict(answered_pod.metadata.annotations or {})
+                    if code == 1:
+                        return 1
         except ApiException as err:
             if err.status == 404:
                 return 0
