@@ -2,9 +2,10 @@
 (written by the worker), both JSON in the worker pod's annotations.
 
 A worker holds at most one assignment (or one pack, below) ``{trial, uid, attempt,
-architecture, config, startTime, outputDir}`` and answers it with ``{trial, uid, attempt, result}``, ``result``
-being the result JSON (section 3). ``run_key`` says which run of which Trial a document
-is about; an answer is to the assignment of the same key.
+architecture, config, startTime, outputDir}`` and answers it with ``{trial, uid,
+attempt, result}``, ``result`` being the result JSON (section 3). ``run_key`` says
+which run of which Trial a document is about; an answer is to the assignment of the
+same key.
 
 A pack (several Trials given to one worker at once) is ``{"pack": [assignment, ...]}``
 (at most ``MAX_PACK``), answered by ``{"pack": [answer, ...]}`` that grows as each

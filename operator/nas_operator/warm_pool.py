@@ -1,7 +1,7 @@
 """Warm pool decisions (spec.trials.mode WarmPool), pure: no API calls.
 
-A worker pod holds at most one assignment and answers it (their JSON: contract 8,
-``nas_contracts.warm_pool``). A Trial runs on the worker named
+A worker pod holds at most one assignment, or one pack of them, and answers each (their
+JSON: contract 8, ``nas_contracts.warm_pool``). A Trial runs on the worker named
 in its ``status.podName`` with the assignment whose attempt is its ``status.attempts``;
 any other assignment of it is an orphan (left by an operator that lost a race or died).
 """
@@ -12,20 +12,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from nas_contracts.warm_pool import answer_in, assignment_in, run_key
+from nas_contracts.warm_pool import answers_in, assignments_in, run_key
 
 from .names import LABEL_POD_HASH
 from .results import parse_result, short_message
 from .trial_status import succeeded_status, terminated_state
 
 
-def assignment_of(pod: dict[str, Any]) -> dict[str, Any] | None:
-    return assignment_in(pod["metadata"].get("annotations"))
+def assignments_of(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs the pod holds: its assignment, or each of its pack."""
+    return assignments_in(pod["metadata"].get("annotations"))
 
 
-def answer_of(pod: dict[str, Any]) -> dict[str, Any] | None:
-    """The worker's answer to the pod's current assignment (None until it answered)."""
-    return answer_in(pod["metadata"].get("annotations"))
+def answer_of(pod: dict[str, Any], assignment: dict[str, Any]) -> dict[str, Any] | None:
+    """The worker's answer to ``assignment``, one of the pod's (None until it answered)."""
+    return answers_in(pod["metadata"].get("annotations")).get(run_key(assignment))
+
+
+def trial_key(trial: dict[str, Any], attempt: Any) -> tuple[Any, Any, Any]:
+    return trial["metadata"]["name"], trial["metadata"]["uid"], attempt
 
 
 def pod_hash(pod: dict[str, Any]) -> str:
@@ -43,7 +48,7 @@ def is_idle(pod: dict[str, Any]) -> bool:
     return (
         (pod.get("status") or {}).get("phase") == "Running"
         and not pod_ended(pod)
-        and assignment_of(pod) is None
+        and not assignments_of(pod)
     )
 
 
@@ -59,34 +64,25 @@ def disrupted(pod: dict[str, Any] | None) -> bool:
 
 
 def holds(pod: dict[str, Any] | None, trial: dict[str, Any]) -> bool:
-    """Whether ``pod`` runs ``trial``'s current attempt."""
+    """Whether ``pod`` runs ``trial``'s current attempt (alone or in a pack)."""
     if pod is None:
         return False
-    assignment = assignment_of(pod)
     status = trial.get("status") or {}
-    return (
-        assignment is not None
-        and status.get("podName") == pod["metadata"]["name"]
-        and run_key(assignment)
-        == (trial["metadata"]["name"], trial["metadata"]["uid"], status.get("attempts"))
+    key = trial_key(trial, status.get("attempts"))
+    return status.get("podName") == pod["metadata"]["name"] and any(
+        run_key(a) == key for a in assignments_of(pod)
     )
 
 
 def adoptable(pod: dict[str, Any], trial: dict[str, Any]) -> bool:
     """An assignment written just before its operator died, the Trial still Pending: the
     next operator completes the step (sets the Trial Running) instead of running it twice."""
-    assignment = assignment_of(pod)
     status = trial.get("status") or {}
+    key = trial_key(trial, int(status.get("attempts") or 0) + 1)
     return (
-        assignment is not None
-        and not pod_ended(pod)
+        not pod_ended(pod)
         and status.get("phase", "Pending") == "Pending"
-        and run_key(assignment)
-        == (
-            trial["metadata"]["name"],
-            trial["metadata"]["uid"],
-            int(status.get("attempts") or 0) + 1,
-        )
+        and any(run_key(a) == key for a in assignments_of(pod))
     )
 
 

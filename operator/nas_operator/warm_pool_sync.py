@@ -59,7 +59,7 @@ from .warm_pool import (
     adoptable,
     answer_of,
     answered_status,
-    assignment_of,
+    assignments_of,
     choose_assignments,
     crash_message,
     crashed_status,
@@ -70,6 +70,7 @@ from .warm_pool import (
     pod_ended,
     requeued_status,
     running_status,
+    trial_key,
     worker_index,
 )
 
@@ -151,16 +152,16 @@ def _set_assignment(
 def _clear_assignment(api: KubeApi, pod: dict[str, Any]) -> dict[str, Any] | None:
     """Make the worker idle (its assignment is settled); re-read once if the pod's status
     moved its resourceVersion meanwhile."""
-    key = run_key(assignment_of(pod) or {})
+    key = [run_key(a) for a in assignments_of(pod)]
     for _ in range(2):
         patched = _set_assignment(api, pod, None)
         if patched is not None:
             return patched
         meta = pod["metadata"]
         pod = api.get("v1", "Pod", meta["namespace"], meta["name"])
-        if pod is None or assignment_of(pod) is None:
+        if pod is None or not assignments_of(pod):
             return pod  # gone, or cleared by another writer
-        if run_key(assignment_of(pod) or {}) != key:
+        if [run_key(a) for a in assignments_of(pod)] != key:
             return None  # assigned anew by another operator: not idle
     return None
 
@@ -174,15 +175,44 @@ def _delete(api: KubeApi, pod: dict[str, Any]) -> None:
 def _settle(
     api: KubeApi, pod: dict[str, Any], snapshots: Snapshots, now: str, deadlines: list[float]
 ) -> dict[str, Any] | None:
-    """Act on what the worker ``pod`` says about its assignment; returns the pod as it is
-    afterwards, or None when it is gone or going (deleted to be replaced). A trial still
+    """Act on what the worker ``pod`` says about each run it holds; returns the pod as it
+    is afterwards, or None when it is gone or going (deleted to be replaced). It is made
+    idle (or, having ended, deleted) once every run it held is settled. A trial still
     running adds the seconds left before its timeout to ``deadlines``."""
-    assignment = assignment_of(pod)
-    if assignment is None:
+    assignments = assignments_of(pod)
+    if not assignments:
         if pod_ended(pod):
             _delete(api, pod)
             return None
         return pod
+    settled = 0
+    for assignment in assignments:
+        outcome = _settle_run(api, pod, assignment, snapshots, now, deadlines)
+        if outcome is _GONE:
+            return None
+        settled += outcome is _SETTLED
+    if settled < len(assignments):
+        return pod
+    if pod_ended(pod):
+        _delete(api, pod)
+        return None
+    return _clear_assignment(api, pod)
+
+
+_SETTLED, _OPEN, _GONE = "settled", "open", "gone"
+
+
+def _settle_run(
+    api: KubeApi,
+    pod: dict[str, Any],
+    assignment: dict[str, Any],
+    snapshots: Snapshots,
+    now: str,
+    deadlines: list[float],
+) -> str:
+    """One run the pod holds: _SETTLED (its Trial's status says how it ended, or it is an
+    orphan), _OPEN (still running, or a status write to retry next pass), or _GONE (the pod
+    was deleted: a timed-out Trial; its pack mates are requeued as lost, no retry used)."""
     meta = pod["metadata"]
     trial = _get_trial(api, meta["namespace"], str(assignment.get("trial")))
     if trial is not None and trial["metadata"]["uid"] == assignment.get("uid"):
@@ -193,48 +223,42 @@ def _settle(
             # as it is now, whoever won (another operator may have adopted it too)
             trial = _get_trial(api, meta["namespace"], trial["metadata"]["name"])
     phase = ((trial or {}).get("status") or {}).get("phase")
-    if trial is None or not holds(pod, trial) or phase != "Running":
-        # An orphan: the Trial moved on (finished, reassigned, or a lost race).
-        if pod_ended(pod):
-            _delete(api, pod)
-            return None
-        return _clear_assignment(api, pod)
+    if (
+        trial is None
+        or not holds(pod, trial)
+        or phase != "Running"
+        or run_key(assignment) != trial_key(trial, trial["status"].get("attempts"))
+    ):
+        return _SETTLED  # an orphan: the Trial moved on (finished, reassigned, lost race)
     old = trial.get("status") or {}
     run = snapshots.run(trial_generation(trial))
-    answer = answer_of(pod)
+    answer = answer_of(pod, assignment)
     if answer is not None:
-        if not _write(api, trial, answered_status(old, answer, run.retries, now)):
-            return pod
-        if pod_ended(pod):
-            _delete(api, pod)
-            return None
-        return _clear_assignment(api, pod)
+        return _SETTLED if _write(api, trial, answered_status(old, answer, run.retries, now)) \
+            else _OPEN
     if pod_ended(pod):
         if disrupted(pod):
             new = requeued_status(old, "", f"worker pod {meta['name']} was lost; rerunning")
         else:
             new = crashed_status(old, crash_message(pod), run.retries, now)
-        if _write(api, trial, new):
-            _delete(api, pod)
-            return None
-        return pod
+        return _SETTLED if _write(api, trial, new) else _OPEN
     started = parse_time(old.get("startTime") or now)
     left = started + timedelta(seconds=run.timeout_seconds) - parse_time(now)
     if left.total_seconds() >= 0:
         deadlines.append(left.total_seconds())
-    else:
-        timed_out = {
-            **old,
-            "phase": "Failed",
-            "reason": "Timeout",
-            "message": f"no result {run.timeout_seconds}s after its first start; "
-            f"deleted worker pod {meta['name']}",
-            "completionTime": now,
-        }
-        if _write(api, trial, timed_out):
-            _delete(api, pod)  # it is stuck in that trial
-            return None
-    return pod
+        return _OPEN
+    timed_out = {
+        **old,
+        "phase": "Failed",
+        "reason": "Timeout",
+        "message": f"no result {run.timeout_seconds}s after its first start; "
+        f"deleted worker pod {meta['name']}",
+        "completionTime": now,
+    }
+    if _write(api, trial, timed_out):
+        _delete(api, pod)  # it is stuck in that trial
+        return _GONE
+    return _OPEN
 
 
 def _requeue_lost(
@@ -261,8 +285,9 @@ def _release(
 ) -> None:
     """Delete every worker; the Trials they ran go back to Pending without using a retry."""
     for pod in pods:
-        assignment = assignment_of(pod)
-        if assignment is not None and answer_of(pod) is None:
+        for assignment in assignments_of(pod):
+            if answer_of(pod, assignment) is not None:
+                continue
             trial = _get_trial(api, pod["metadata"]["namespace"], str(assignment.get("trial")))
             if trial is not None and holds(pod, trial):
                 status = trial.get("status") or {}
@@ -356,7 +381,7 @@ def sync_warm_pool(
         alive = [
             p for pod in pods if (p := _settle(api, pod, snapshots, now, deadlines)) is not None
         ]
-        held = {str((assignment_of(p) or {}).get("trial")) for p in alive}
+        held = {str(a.get("trial")) for p in alive for a in assignments_of(p)}
         _requeue_lost(api, meta["namespace"], records, held)
         pending = [
             Pending(r.name, r.index, snapshots.pod_hash(r.generation), r.generation)

@@ -102,3 +102,98 @@ def test_the_worker_trains_every_trial_of_a_pack_even_when_one_fails(monkeypatch
     by_trial = {a["trial"]: a["result"] for a in answers.values()}
     assert by_trial["cora-00002"]["error"] == "child diverged"
     assert by_trial["cora-00003"]["reward"] == 1
+
+
+# --- the operator's side: each run of a pack settles its own Trial ----------------------
+
+class FakeApi:
+    """Trials and one worker pod in memory; status patches merge, resourceVersion ignored."""
+
+    def __init__(self, trials: list[dict], pod: dict) -> None:
+        self.trials = {t["metadata"]["name"]: t for t in trials}
+        self.pod, self.deleted = pod, False
+
+    def get(self, _api_version, kind, _namespace, name):
+        if kind == "Pod":
+            return None if self.deleted else self.pod
+        return self.trials.get(name)
+
+    def patch(self, _api_version, kind, _namespace, name, body, subresource=None):
+        if kind == "Pod":
+            for key, value in body["metadata"]["annotations"].items():
+                if value is None:
+                    self.pod["metadata"]["annotations"].pop(key, None)
+                else:
+                    self.pod["metadata"]["annotations"][key] = value
+            return self.pod
+        status = self.trials[name].setdefault("status", {})
+        status.update({k: v for k, v in body["status"].items() if v is not None})
+        return self.trials[name]
+
+    def delete(self, *_args, **_kwargs):
+        self.deleted = True
+
+
+def running_trial(index: int) -> dict:
+    return {"metadata": {"name": f"cora-{index:05d}", "uid": f"u{index}", "namespace": "ns",
+                         "resourceVersion": "1", "labels": {}},
+            "spec": {"architecture": {"tokens": [index]}},
+            "status": {"phase": "Running", "podName": "cora-worker-0", "attempts": 1,
+                       "startTime": "2026-01-01T00:00:00Z"}}
+
+
+def pack_pod(answered: list[tuple[int, str]]) -> dict:
+    annotations = pack_annotations(1, 2, 3)
+    by_index = {int(a["trial"][-5:]): a for a in warm_pool.assignments_in(annotations)}
+    if answered:
+        annotations[warm_pool.RESULT_ANNOTATION] = warm_pool.answer_pack(
+            [(by_index[i], result) for i, result in answered])
+    return {"metadata": {"name": "cora-worker-0", "namespace": "ns", "uid": "p",
+                         "resourceVersion": "5", "annotations": annotations},
+            "status": {"phase": "Running"}}
+
+
+class Snapshots:
+    def run(self, _generation):
+        return SimpleNamespace(retries=1, timeout_seconds=10**9)
+
+
+@pytest.fixture
+def settle(monkeypatch):
+    from nas_operator import trial_sync, warm_pool_sync
+
+    monkeypatch.setattr(trial_sync, "_announce_finish", lambda *_: None)
+    return lambda api: warm_pool_sync._settle(api, api.pod, Snapshots(),
+                                              "2026-01-01T00:01:00Z", [])
+
+
+def test_the_operator_settles_each_answered_trial_of_a_pack_on_its_own(settle):
+    api = FakeApi([running_trial(i) for i in (1, 2, 3)], pack_pod([
+        (1, '{"schema": "nas.result/v1", "reward": 0.9, "metrics": {"val_accuracy": 0.9}}'),
+        (2, '{"schema": "nas.result/v1", "error": "child diverged", "permanent": true}')]))
+    assert settle(api) is api.pod  # the third still runs: the worker stays busy
+    phases = {n: t["status"]["phase"] for n, t in api.trials.items()}
+    assert phases == {"cora-00001": "Succeeded", "cora-00002": "Failed",
+                      "cora-00003": "Running"}
+    assert api.trials["cora-00002"]["status"]["reason"] == "PermanentError"
+    assert warm_pool.assignments_in(api.pod["metadata"]["annotations"])
+
+
+def test_a_worker_deleted_mid_pack_requeues_its_unanswered_trials_without_a_retry(settle):
+    api = FakeApi([running_trial(i) for i in (1, 2, 3)], pack_pod([
+        (1, '{"schema": "nas.result/v1", "reward": 0.9, "metrics": {"val_accuracy": 0.9}}')]))
+    api.pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:59Z"
+    assert settle(api) is None
+    statuses = {n: t["status"] for n, t in api.trials.items()}
+    assert statuses["cora-00001"]["phase"] == "Succeeded"
+    for name in ("cora-00002", "cora-00003"):
+        assert statuses[name]["phase"] == "Pending"
+        assert not statuses[name].get("failedAttempts")
+
+
+def test_a_fully_answered_pack_leaves_the_worker_idle(settle):
+    ok = '{"schema": "nas.result/v1", "reward": 0.5, "metrics": {"val_accuracy": 0.5}}'
+    api = FakeApi([running_trial(i) for i in (1, 2, 3)], pack_pod([(1, ok), (2, ok), (3, ok)]))
+    settle(api)
+    assert all(t["status"]["phase"] == "Succeeded" for t in api.trials.values())
+    assert warm_pool.assignments_in(api.pod["metadata"]["annotations"]) == []

@@ -5,7 +5,8 @@ before it trains anything; a worker pays that once. The operator writes each ass
 into this pod's annotations (contract 8, ``nas_contracts.warm_pool``); the worker
 watches its own pod, trains the assignment in process with nas-train's code path
 (``train_cli.evaluate``) and answers with the result JSON (contract 3). A pack of
-assignments is trained one Trial after another, each answered as it finishes. The operator alone writes Trial status; the worker's ServiceAccount may only read and patch
+assignments is trained one Trial after another, each answered as it finishes. The
+operator alone writes Trial status; the worker's ServiceAccount may only read and patch
 its own pod.
 
 Exit: SIGTERM ends it at once (the operator requeues the Trial); a CUDA error that may
