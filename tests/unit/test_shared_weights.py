@@ -116,9 +116,9 @@ def test_a_search_resumed_from_its_folder_scores_as_an_uninterrupted_one(tmp_pat
 
 
 def test_shared_weights_refuse_other_spaces_and_a_trial_without_a_folder(digits):
-    nasnet = get_space("nasnet").random(random.Random(0)).to_json()
-    with pytest.raises(ConfigError, match="sharedWeights supports the macro-cnn space"):
-        estimate(nasnet, CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"), "/tmp/x",
+    other = get_space("nas-bench-201").random(random.Random(0)).to_json()
+    with pytest.raises(ConfigError, match="sharedWeights supports the macro-cnn and nasnet spaces"):
+        estimate(other, CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"), "/tmp/x",
                  lambda _: None, 0.0)
     with pytest.raises(ConfigError, match="needs its folder on the search volume"):
         estimate(children(1)[0], CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"),

@@ -31,8 +31,8 @@ from ..training.engine import SGD
 from ..training.image import device_splits
 from ..training.result import TrialResult, write_trial_folder
 from ..training.reward import compute_reward
-from .macro_supernet import MacroSupernet
 from .settings import SPACES, SUPERNET_FOLDER, SharedWeights
+from .supernets import BUILDERS, SHAPES
 
 CHECKPOINT = "supernet.pt"
 DEFAULT_LEARNING_RATE = 0.05
@@ -61,10 +61,13 @@ def locked(folder: Path) -> Iterator[None]:
 class Supernet:
     """The shared weights, their optimizer state and counters, as saved on disk."""
 
-    def __init__(self, layers: int, data: ImageData, config: TrainerConfig,
-                 device: torch.device) -> None:
+    def __init__(self, architecture: Mapping[str, Any], data: ImageData,
+                 config: TrainerConfig, device: torch.device) -> None:
+        space = architecture["space"]
+        self.space, self.shape = space, SHAPES[space](architecture)
         torch.manual_seed(config.seed)  # the first trial's initial weights: the seed's
-        self.model = MacroSupernet(layers, data.input_shape[0], data.num_classes).to(device)
+        self.model = BUILDERS[space](architecture, data.input_shape[0],
+                                     data.num_classes).to(device)
         lr = config.learning_rate or DEFAULT_LEARNING_RATE
         decay = config.weight_decay if config.weight_decay is not None else DEFAULT_WEIGHT_DECAY
         self.lr = torch.tensor(lr, device=device)
@@ -73,10 +76,19 @@ class Supernet:
         self.children = 0    # children scored so far
 
     def state(self) -> dict[str, Any]:
-        return {"weights": self.model.state_dict(), "momentum": self.optimizer.buffers,
-                "steps": self.steps, "children": self.children}
+        return {"space": self.space, "shape": self.shape, "weights": self.model.state_dict(),
+                "momentum": self.optimizer.buffers, "steps": self.steps,
+                "children": self.children}
 
-    def load(self, state: Mapping[str, Any]) -> None:
+    def load(self, state: Mapping[str, Any], path: Path | str = CHECKPOINT) -> None:
+        # checkpoints from before nasnet had a supernet hold macro-cnn weights and no space
+        space, shape = state.get("space", "macro-cnn"), state.get("shape")
+        if space != self.space or (shape is not None and shape != self.shape):
+            raise ConfigError(
+                f"{path} holds a {space} supernet {shape or ''}, this trial's "
+                f"spec.searchSpace is {self.space} {self.shape}: a search's supernet "
+                "cannot change space; use a new results folder (or delete the supernet "
+                "folder to start its weights afresh)")
         self.model.load_state_dict(state["weights"])
         for buffer, saved in zip(self.optimizer.buffers, state["momentum"]):
             buffer.copy_(saved)
@@ -90,22 +102,21 @@ def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: S
     folder and returns its result (marked as a shared-weights estimate)."""
     space = architecture.get("space")
     if space not in SPACES:
-        raise ConfigError(f"trainer.sharedWeights supports the {', '.join(SPACES)} space "
+        raise ConfigError(f"trainer.sharedWeights supports the {' and '.join(SPACES)} spaces "
                           f"(the search space is {space})")
     if not out_dir:
         raise ConfigError("trainer.sharedWeights keeps the supernet beside the trial folders: "
                           "the trial needs its folder on the search volume (NAS_OUTPUT_DIR; "
                           "in a cluster, a ReadWriteMany volume or trainer.mountSearchVolume)")
     canonical = architecture["canonical"]
-    layers = len(canonical["layers"])
     splits = device_splits(data, config, device, torch.float32)
     folder = supernet_folder(out_dir)
     timings: dict[str, float] = {}
     with locked(folder):
-        supernet = Supernet(layers, data, config, device)
+        supernet = Supernet(architecture, data, config, device)
         path = folder / CHECKPOINT
         if path.exists():
-            supernet.load(torch.load(path, map_location=device, weights_only=True))
+            supernet.load(torch.load(path, map_location=device, weights_only=True), path)
         mark = time.perf_counter()
         val_loss, val_accuracy = score(supernet.model, canonical, splits["val"], config,
                                        settings, supernet.children)

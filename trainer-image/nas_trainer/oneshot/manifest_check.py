@@ -7,8 +7,8 @@ from typing import Any
 from ..manifest_errors import ManifestError
 from .settings import SPACES, SharedWeights
 
-SPACE_MESSAGE = ("spec.trainer.sharedWeights needs spec.searchSpace.name macro-cnn, the space "
-                 "with a supernet: remove sharedWeights or search macro-cnn")
+SPACE_MESSAGE = ("spec.trainer.sharedWeights needs spec.searchSpace.name macro-cnn or nasnet, "
+                 "the spaces with a supernet: remove sharedWeights or search one of them")
 PARALLELISM_MESSAGE = ("spec.trials.parallelism must be 1 with spec.trainer.sharedWeights: one "
                        "supernet trains one child at a time")
 VOLUME_MESSAGE = ("spec.trainer.sharedWeights needs the trial pods to mount the search volume "

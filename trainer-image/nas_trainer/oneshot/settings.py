@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-# the spaces with a supernet (oneshot/macro_supernet.py)
-SPACES = ("macro-cnn",)
+# the spaces with a supernet (oneshot/supernets.py maps each to its builder)
+SPACES = ("macro-cnn", "nasnet")
 SUPERNET_FOLDER = "supernet"  # beside trials/ in the search's results folder
 
 
