@@ -38,6 +38,7 @@ TRAINER_POD_FIELDS = frozenset({
     "image", "command", "args", "resources", "nodeSelector", "tolerations", "affinity",
     "priorityClassName", "env", "volumes", "volumeMounts", "mountSearchVolume",
     "imagePullPolicy", "runtimeClassName", "serviceAccountName", "imagePullSecrets",
+    "nodes",
 })
 
 TRAINER_CONTAINER = "trainer"
@@ -58,6 +59,15 @@ ENV_TRAINER_CONFIG = "NAS_TRAINER_CONFIG"
 ENV_TRIAL_NAME = "NAS_TRIAL_NAME"
 ENV_TRIAL_INDEX = "NAS_TRIAL_INDEX"
 ENV_OUTPUT_DIR = "NAS_OUTPUT_DIR"
+# a trial spanning spec.trainer.nodes pods (an Indexed Job): how many, and where rank 0's
+# rendezvous listens (<job>-0.<job>, the Job's headless Service); each pod's node rank is
+# the Job's own JOB_COMPLETION_INDEX
+ENV_NODES = "NAS_NODES"
+ENV_RENDEZVOUS_HOST = "NAS_RENDEZVOUS_HOST"
+ENV_RENDEZVOUS_PORT = "NAS_RENDEZVOUS_PORT"
+ENV_NODE_RANK = "JOB_COMPLETION_INDEX"
+RENDEZVOUS_PORT = 29500
+MAX_NODES = 64
 
 # HTTP statuses by which the API server refuses an object: the same body gets the same
 # answer, so they are reported, never retried in a loop

@@ -25,6 +25,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "ServiceAccount"): ("serviceaccounts", True),
     ("v1", "ConfigMap"): ("configmaps", True),
     ("v1", "Event"): ("events", True),
+    ("v1", "Service"): ("services", True),
     ("batch/v1", "Job"): ("jobs", True),
     ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),

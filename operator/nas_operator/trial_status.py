@@ -33,6 +33,9 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # an Indexed Job's pods
+
+
 def terminated_state(pod: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer container's terminated state, if it has ended."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -52,9 +55,18 @@ def _by_creation(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
+def _rank_zero(pod: dict[str, Any]) -> bool:
+    """Not a later index of a multi-node trial's Indexed Job: only index 0 writes the result."""
+    index = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX, "0")
+    return index == "0"
+
+
 def _result_of(pods: list[dict[str, Any]], exit_zero: bool) -> tuple[TrialResult | None, str]:
-    """The result JSON (and raw message) of the newest pod that ended as asked."""
+    """The result JSON (and raw message) of the newest pod that ended as asked (a result:
+    index 0's; an error: any index's)."""
     for pod in reversed(_by_creation(pods)):
+        if exit_zero and not _rank_zero(pod):
+            continue
         term = terminated_state(pod)
         if term is None or (term.get("exitCode") == 0) != exit_zero:
             continue

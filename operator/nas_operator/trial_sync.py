@@ -14,6 +14,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from . import events, metrics
+from .builders.rendezvous import build_service, nodes_of
 from .builders.trial_job import build_trial_job
 from .children import trainer_snapshot_for
 from .config import OperatorSettings
@@ -46,9 +47,10 @@ def _create_job(
         events.warning(trial, "TrainerSnapshotMissing", warning)
     # No Event for the Job: status.jobName says it, and one Event per trial outcome is
     # enough at 20,000 trials (the Job controller adds its own).
-    return api.create(
-        build_trial_job(trial, run, settings, suspend=SearchRecord.of(search).suspend)
-    )
+    job = build_trial_job(trial, run, settings, suspend=SearchRecord.of(search).suspend)
+    if nodes_of(run.trainer) > 1:  # before the Job: its pods are named by this Service
+        api.create(build_service(job))
+    return api.create(job)
 
 
 def _duration(status: dict[str, Any]) -> float | None:

@@ -44,6 +44,7 @@ OPERATOR_RIGHTS = {
     ("jobs.batch", "[]", "[get list watch create patch delete]"),
     ("pods", "[]", "[get list watch create delete patch]"),
     ("persistentvolumeclaims", "[]", "[get create patch]"),
+    ("services", "[]", "[get create]"),
     ("serviceaccounts", "[]", "[get create]"),
     ("configmaps", "[]", "[get list create]"),
     ("roles.rbac.authorization.k8s.io", "[]", "[get create patch]"),

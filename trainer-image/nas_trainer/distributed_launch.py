@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from nas_contracts import cluster as contract
 
 from .cpus import usable_cpus
 
@@ -24,6 +27,32 @@ RESULT_ENV = "NAS_DISTRIBUTED_RESULT"  # where rank 0 leaves {"code", "doc"}
 
 def in_worker() -> bool:
     return int(os.environ.get(WORLD_ENV) or 1) > 1
+
+
+def nodes() -> int:
+    """Pods this trial spans (spec.trainer.nodes, NAS_NODES set by the operator); 1 in a
+    worker and outside a multi-node trial."""
+    if in_worker():
+        return 1
+    value = os.environ.get(contract.ENV_NODES) or "1"
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
+
+
+def node_rank() -> int:
+    """This pod's index in the trial's Indexed Job (0 hosts the rendezvous)."""
+    value = os.environ.get(contract.ENV_NODE_RANK) or "0"
+    return int(value) if value.isdigit() else 0
+
+
+def multi_node_command(processes: int, argv: list[str]) -> list[str]:
+    """torchrun for one node of a multi-node trial: a static rendezvous at index 0's
+    <job>-0.<job> (the headless Service), this pod's rank its completion index."""
+    host = os.environ.get(contract.ENV_RENDEZVOUS_HOST) or "localhost"
+    port = os.environ.get(contract.ENV_RENDEZVOUS_PORT) or str(contract.RENDEZVOUS_PORT)
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes()}",
+            f"--node-rank={node_rank()}", f"--nproc-per-node={processes}",
+            f"--master-addr={host}", f"--master-port={port}",
+            "-m", "nas_trainer.train_cli", *argv]
 
 
 def processes_for(architecture: Any, read_config: Callable[[], dict[str, Any]]) -> int:
@@ -50,8 +79,9 @@ def processes_for(architecture: Any, read_config: Callable[[], dict[str, Any]]) 
 
 def run_workers(processes: int, architecture: dict[str, Any], config: dict[str, Any],
                 out: str | None, quiet: bool) -> tuple[int, dict[str, Any] | None]:
-    """Runs the trial's workers to the end: (torchrun's exit code, rank 0's
-    {"code", "doc"} or None when rank 0 reported nothing)."""
+    """Runs the trial's workers (this pod's, in a multi-node trial) to the end: (torchrun's
+    exit code, rank 0's {"code", "doc"} or None when rank 0 reported nothing or runs in
+    another pod)."""
     from .training.distributed import launch_command
 
     argv = ["--termination-log", ""]
@@ -67,7 +97,9 @@ def run_workers(processes: int, architecture: dict[str, Any], config: dict[str, 
                or str(max(1, usable_cpus() // processes)),
                "NAS_ARCHITECTURE": json.dumps(architecture),
                "NAS_TRAINER_CONFIG": json.dumps(config)}
-        code = subprocess.call(launch_command(processes, argv), env=env)
+        command = (multi_node_command(processes, argv) if nodes() > 1
+                   else launch_command(processes, argv))
+        code = subprocess.call(command, env=env)
         try:
             return code, json.loads(handoff.read_text())
         except (OSError, ValueError):

@@ -21,6 +21,7 @@ import yaml
 from . import pod_fields
 from .manifest_errors import ManifestError
 from .early_stopping.spec import EarlyStoppingSpec, parse_early_stopping
+from .nodes_check import MAX_NODES, check_nodes
 from .oneshot.manifest_check import check_shared_weights
 from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
@@ -399,6 +400,7 @@ def parse_search(doc: Any) -> SearchManifest:
     _check_goal(trials, space, trainer)
     if trials.mode == "WarmPool" and trainer.command is not None:
         raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
+    check_nodes(spec.raw("trainer") or {}, trials.mode, space.name)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
                           document=dict(doc), final_training=final_training,
@@ -659,6 +661,7 @@ def _parse_trainer(section: _Section, search_name: str | None = None) -> Trainer
     section.string("cudaGraph", choices=CUDA_GRAPH_MODES)
     section.integer("cpuThreads", minimum=1)
     section.integer("processes", minimum=1, maximum=pod_fields.MAX_PROCESSES)
+    section.integer("nodes", minimum=1, maximum=MAX_NODES)  # pods of one trial (nodes_check)
     section.raw("sharedWeights")  # checked with the space and trials (oneshot/manifest_check)
     # The CRD has no other fields: an unknown key (a typo) is refused here as kubectl's
     # strict field validation refuses it, not ignored by the trainer.

@@ -100,7 +100,7 @@ class Evaluation:
     """What one trial ended with: the exit code nas-train would return, the result JSON
     (contract 3; an error JSON when the code is not 0), and the retryable error, if any."""
     code: int
-    doc: dict[str, Any]
+    doc: dict[str, Any] | None  # None: a later node of a multi-node trial (index 0 reports)
     error: BaseException | None = None
 
 
@@ -180,12 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         architecture = err  # evaluate() reports it like any other invalid architecture
     out = args.out or os.environ.get("NAS_OUTPUT_DIR") or None
     processes = distributed_launch.processes_for(architecture, read_config)
-    if processes > 1:
+    if processes > 1 or distributed_launch.nodes() > 1:
         evaluation = evaluate_in_workers(processes, architecture, read_config(), out, args.quiet)
     else:
         evaluation = evaluate(architecture, read_config, out, started, quiet=args.quiet)
     if distributed_launch.hand_over(evaluation.code, evaluation.doc):
         return evaluation.code  # a torchrun worker: the launching process reports
+    if evaluation.doc is None:
+        return evaluation.code  # a later node of a multi-node trial: index 0 reports
     write_termination_message(log_path, evaluation.doc)
     if evaluation.code == EXIT_OK:
         print(json.dumps(evaluation.doc, sort_keys=True))
@@ -198,10 +200,14 @@ def evaluate_in_workers(processes: int, architecture: dict[str, Any], config: di
     code, handed = distributed_launch.run_workers(processes, architecture, config, out, quiet)
     if handed is not None:
         return Evaluation(int(handed["code"]), handed["doc"])
+    if code == EXIT_OK and distributed_launch.node_rank() > 0:
+        return Evaluation(EXIT_OK, None)
     from .training.result import error_json
 
-    message = (f"the trial's {processes} data-parallel processes ended (torchrun exit code "
-               f"{code}) before rank 0 reported a result: see the log above")
+    where = (f" (node {distributed_launch.node_rank()} of {distributed_launch.nodes()})"
+             if distributed_launch.nodes() > 1 else "")
+    message = (f"the trial's {processes} data-parallel processes{where} ended (torchrun exit "
+               f"code {code}) before rank 0 reported a result: see the log above")
     print(f"nas-train: error: {message}", file=sys.stderr)
     return Evaluation(EXIT_RETRYABLE, error_json(message, False))
 

@@ -35,6 +35,7 @@ from ..names import (
     job_name,
     owner_reference,
 )
+from .rendezvous import make_indexed, nodes_of, rendezvous_env
 from .snapshot import TrainerSnapshot
 
 # torch's, matplotlib's and the datasets' caches go under $HOME: the writable /tmp
@@ -214,7 +215,7 @@ def build_trial_job(
         "labels": job_labels(trial),
         "ownerReferences": [owner_reference(trial)],
     }
-    return build_training_job(
+    job = build_training_job(
         trial,
         run,
         settings,
@@ -223,3 +224,9 @@ def build_trial_job(
         suspend=suspend,
         deadline_seconds=run.timeout_seconds,
     )
+    nodes = nodes_of(run.trainer)
+    if nodes > 1:  # one pod per node rank, rank 0 found by name (builders/rendezvous.py)
+        env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        env[-1:-1] = rendezvous_env(metadata["name"], nodes)  # before HOME, the last
+        make_indexed(job, nodes)
+    return job
