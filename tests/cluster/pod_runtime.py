@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from .events import record_pod_event
 from .kube import STRATEGIC_MERGE_PATCH, Kube, pod_path
 from .logs import container_log_path
+from .pod_dns import PodHosts
 from .pod_env import ConfigError, NodeFacts, container_argv, container_env, expand, run_as
 from .pod_status import ContainerRecord, build_status, now_iso, pod_phase, status_patch
 from .paths import REPO_ROOT
@@ -105,6 +106,7 @@ class PodWorker:
         self.on_done = on_done
         self.wake = threading.Event()
         self.gone = False  # the pod object no longer exists
+        self.hosts: PodHosts | None = None  # /etc/hosts of a pod with a subdomain
         spec = pod["spec"]
         first_reason = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
         self.init = [ContainerRecord(c["name"], c.get("image", ""),
@@ -232,6 +234,8 @@ class PodWorker:
                 return
             self.phase = phase
             self._report()
+            if self.hosts is not None:
+                self.hosts.refresh()
             self._sleep()
 
     def _step(self, spec: Obj, record: ContainerRecord,
@@ -339,6 +343,11 @@ class PodWorker:
         start_error.unlink(missing_ok=True)
         mounts.append({"source": str(termination), "kind": "file", "readonly": False,
                        "target": spec.get("terminationMessagePath") or "/dev/termination-log"})
+        hosts = self._pod_hosts()
+        if hosts is not None:  # <hostname>.<subdomain> names (pod_dns.py)
+            hosts.refresh(force=True)
+            mounts.append({"source": str(hosts.path), "kind": "file", "readonly": True,
+                           "target": "/etc/hosts"})
         mounts.extend(image_mounts(mounts))
         launch = {
             "parent_pid": os.getpid(),
@@ -372,6 +381,13 @@ class PodWorker:
         self.next_start.pop(name, None)
         record_pod_event(self.rt.kube, self.pod, self.rt.node.name, "Started",
                          f"Started container {name}")
+
+    def _pod_hosts(self) -> PodHosts | None:
+        """The pod's /etc/hosts when it has a subdomain (made once, shared by its containers)."""
+        subdomain = self.pod["spec"].get("subdomain")
+        if subdomain and self.hosts is None:
+            self.hosts = PodHosts(self.rt.kube, self.namespace, subdomain, self.dir / "hosts")
+        return self.hosts
 
     def _mounts(self, spec: Obj, env: dict[str, str]) -> list[Obj]:
         mounts = []

@@ -115,3 +115,15 @@ def test_the_result_is_index_0s_even_when_a_later_index_ends_last():
             ended_pod(1, "", "2026-01-01T00:00:05Z")]
     status = derive_job_status({"jobName": "j"}, job, pods)
     assert status["phase"] == "Succeeded" and status["reward"] == 0.75
+
+
+def test_the_test_node_agent_names_the_pods_of_a_subdomain_with_a_service():
+    from tests.cluster.pod_dns import hosts_text
+
+    pods = [{"metadata": {"name": f"j-{i}-x"}, "spec": {"hostname": f"j-{i}", "subdomain": "j"}}
+            for i in range(2)]
+    pods.append({"metadata": {"name": "other"}, "spec": {"hostname": "o", "subdomain": "k"}})
+    text = hosts_text("ns", "j", pods, service_exists=True)
+    assert "127.0.0.1\tj-0.j j-0.j.ns.svc j-0.j.ns.svc.cluster.local" in text
+    assert "j-1.j " in text and "o.k" not in text
+    assert "j-0.j" not in hosts_text("ns", "j", pods, service_exists=False)
