@@ -3,6 +3,7 @@ the best stand-alone accuracy, both searches run by `nas run` in this run on thi
 
     python benchmarks/shared_weights.py              # ~5 min on 2 cores
     python benchmarks/shared_weights.py --children 30 --trials 8   # quicker
+    python benchmarks/shared_weights.py --space nasnet --trials 6 --children 60
 
   per-trial (reference)  examples/digits-macro-cnn.yaml: REINFORCE, every child trained from
                          scratch for 8 epochs (--trials children, 2 side by side)
@@ -14,6 +15,11 @@ the best stand-alone accuracy, both searches run by `nas run` in this run on thi
 the per-trial search, the retrained children of the shared-weights one) and that child's
 test accuracy. Wall time
 includes everything `nas run` does. Writes benchmarks/results/shared_weights.md.
+
+--space nasnet compares on the NASNet cell space instead: the shared-weights search is
+examples/enas-digits-nasnet.yaml (ENAS micro search), the reference the same manifest
+without sharedWeights (every child trained from scratch for its trainer.epochs, 2 side by
+side). Writes benchmarks/results/shared_weights-nasnet.md.
 """
 from __future__ import annotations
 
@@ -58,8 +64,28 @@ def run_search(manifest: dict, folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def per_trial(trials: int, scratch: Path) -> Outcome:
-    manifest = yaml.safe_load((ROOT / "examples" / "digits-macro-cnn.yaml").read_text())
+# space -> (per-trial reference manifest, shared-weights manifest)
+MANIFESTS = {"macro-cnn": ("digits-macro-cnn.yaml", "enas-digits-macro-cnn.yaml"),
+             "nasnet": (None, "enas-digits-nasnet.yaml")}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "examples" / name).read_text())
+
+
+def reference_manifest(space: str) -> dict:
+    reference, enas = MANIFESTS[space]
+    if reference is not None:
+        return load(reference)
+    # no per-trial example of this space: the ENAS one with every child trained alone
+    manifest = load(enas)
+    del manifest["spec"]["trainer"]["sharedWeights"]
+    manifest["spec"]["trials"]["parallelism"] = 2
+    return manifest
+
+
+def per_trial(trials: int, scratch: Path, space: str) -> Outcome:
+    manifest = reference_manifest(space)
     manifest["spec"]["trials"]["max"] = trials
     seconds = run_search(manifest, scratch)
     records = [json.loads(line) for line in (scratch / "run" / "trials.jsonl").open()]
@@ -69,8 +95,8 @@ def per_trial(trials: int, scratch: Path) -> Outcome:
                    best["metrics"]["val_accuracy"], best["metrics"]["test_accuracy"])
 
 
-def shared(children: int, scratch: Path) -> Outcome:
-    manifest = yaml.safe_load((ROOT / "examples" / "enas-digits-macro-cnn.yaml").read_text())
+def shared(children: int, scratch: Path, space: str) -> Outcome:
+    manifest = load(MANIFESTS[space][1])
     manifest["spec"]["trials"]["max"] = children
     seconds = run_search(manifest, scratch)
     records = [json.loads(line) for line in (scratch / "run" / "trials.jsonl").open()]
@@ -95,20 +121,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=28, help="per-trial search's children")
     parser.add_argument("--children", type=int, default=60, help="shared-weights children")
+    parser.add_argument("--space", choices=sorted(MANIFESTS), default="macro-cnn",
+                        help="the search space both searches explore")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nas-bench-sw-") as scratch:
         (Path(scratch) / "ref").mkdir()
         (Path(scratch) / "enas").mkdir()
-        rows = [per_trial(args.trials, Path(scratch) / "ref"),
-                shared(args.children, Path(scratch) / "enas")]
+        rows = [per_trial(args.trials, Path(scratch) / "ref", args.space),
+                shared(args.children, Path(scratch) / "enas", args.space)]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}"
     text = table(rows)
     print(text)
-    report = (f"# Shared weights (ENAS) vs per-trial training\n\n"
-              f"Measured by `python benchmarks/shared_weights.py --trials {args.trials} "
+    flag = "" if args.space == "macro-cnn" else f" --space {args.space}"
+    report = (f"# Shared weights (ENAS) vs per-trial training, {args.space}\n\n"
+              f"Measured by `python benchmarks/shared_weights.py{flag} --trials {args.trials} "
               f"--children {args.children}` on {machine}, CPU only, both searches in one run."
               f"\n\n{text}\n")
-    (HERE / "results" / "shared_weights.md").write_text(report)
+    suffix = "" if args.space == "macro-cnn" else f"-{args.space}"
+    (HERE / "results" / f"shared_weights{suffix}.md").write_text(report)
 
 
 if __name__ == "__main__":

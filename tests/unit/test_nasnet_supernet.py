@@ -122,7 +122,8 @@ def test_a_nasnet_search_continues_its_supernet_and_refuses_another_space(tmp_pa
     assert saved["space"] == "nasnet" and saved["shape"] == OPTIONS
     assert saved["steps"] == 4 and saved["children"] == 2
     macro = get_space("macro-cnn", {"layers": 2}).random(random.Random(0)).to_json()
-    with pytest.raises(ConfigError, match="holds a nasnet supernet .* spec.searchSpace is macro-cnn"):
+    with pytest.raises(ConfigError,
+                       match="holds a nasnet supernet .* spec.searchSpace is macro-cnn"):
         estimate(macro, CONFIG, CONFIG.shared_weights, digits, torch.device("cpu"),
                  tmp_path / "trials" / "00002", lambda _: None, 0.0)
     bigger = get_space("nasnet", {**OPTIONS, "filters": 6}).random(random.Random(0)).to_json()
