@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 from nas_operator import trial_sync
+from nas_operator.builders.snapshot import TrainerSnapshot
 from nas_operator.config import OperatorSettings
 from nas_operator.k8s import KubeApi
 from nas_operator.records import PodRecord, pod_record
@@ -246,7 +247,8 @@ def test_a_refused_trial_job_fails_the_trial_with_the_servers_words(monkeypatch)
     monkeypatch.setattr(trial_sync.events, "post",
                         lambda obj, kind, reason, message: told.append(
                             (obj["kind"], reason, message)))
-    monkeypatch.setattr(trial_sync, "trainer_snapshot_for", lambda *_: ({}, ""))
+    monkeypatch.setattr(trial_sync, "trainer_snapshot_for",
+                        lambda *_: (TrainerSnapshot.of({"trainer": {"image": "t:1"}}), ""))
     monkeypatch.setattr(trial_sync, "build_trial_job",
                         lambda trial, *_, **__: {"kind": "Job", "metadata": {
                             "name": trial["metadata"]["name"]}})

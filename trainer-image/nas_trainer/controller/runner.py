@@ -25,7 +25,6 @@ from nas_trainer.controller.metrics import ControllerMetrics
 from nas_trainer.controller.permanent import PermanentError, check_spec
 from nas_trainer.controller.status import StatusReporter
 from nas_trainer.controller.trials_api import API_VERSION, TrialsApi, search_owner_reference, trial_name
-from nas_trainer.early_stopping.rules import StopDecision
 from nas_trainer.evaluators import with_early_stopping
 from nas_trainer.manifest import SearchManifest
 from nas_trainer.results import CHECKPOINT_DIR, TrialRecord
@@ -53,7 +52,8 @@ def manifest_document(search_obj: dict[str, Any]) -> dict[str, Any]:
 
 def budget_of(manifest: SearchManifest) -> Budget:
     trials = manifest.trials
-    return Budget(max_trials=trials.max, parallelism=trials.parallelism,
+    # with packing (WarmPool) each worker holds several Trials: keep them all supplied
+    return Budget(max_trials=trials.max, parallelism=trials.in_flight,
                   max_failed=trials.max_failed, goal=trials.goal)
 
 
@@ -118,8 +118,7 @@ class ControllerRunner:
                                         self.trials_api, status, epoch,
                                         on_trial=self._on_trial_hook(events, manifest),
                                         wait_seconds=cfg.wait_seconds, metrics=self.metrics,
-                                        early_stopping=self._early_stopping(manifest, folder,
-                                                                            events, guard))
+                                        early_stopping=self._early_stopping(manifest, folder, guard))
             self.executor.start()
             try:
                 summary = loop.run()
@@ -168,24 +167,23 @@ class ControllerRunner:
             if loop.best is record:
                 events.emit("NewBest", f"trial {trial_name(manifest.name, record.index)} reached "
                                        f"reward {record.reward:.4f}")
+            # Told once the Trial says it stopped: a trial asked to stop may finish its
+            # last epochs first, and then it did not stop early.
+            if record.succeeded and record.stopped_early:
+                events.emit("TrialStoppedEarly",
+                            f"trial {trial_name(manifest.name, record.index)}: {record.message}")
 
         return on_trial
 
     def _early_stopping(self, manifest: SearchManifest, folder: FencedResultsFolder,
-                        events: EventRecorder, guard: WriteGuard
-                        ) -> Callable[[KubernetesExecutor], Executor] | None:
+                        guard: WriteGuard) -> Callable[[KubernetesExecutor], Executor] | None:
         """spec.earlyStopping: the trial pods' progress is read on the volume, the stops
-        written there (fenced like every write) and told as an Event on the search."""
+        written there (fenced like every write); the Event comes with the stopped Trial."""
         if manifest.early_stopping is None:
             return None
-
-        def on_stop(index: int, decision: StopDecision) -> None:
-            events.emit("TrialStoppedEarly",
-                        f"trial {trial_name(manifest.name, index)}: {decision.message}")
-
         return lambda executor: with_early_stopping(
             executor, manifest, folder, poll_seconds=min(1.0, self.config.wait_seconds),
-            on_stop=on_stop, before_write=guard.check)
+            before_write=guard.check)
 
     def _report(self, status: StatusReporter, decision: Decision, loop: KubernetesSearchLoop,
                 epoch: int) -> None:
