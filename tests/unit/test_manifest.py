@@ -81,7 +81,7 @@ def test_full_contract_example():
      "spec.trials.max must be an integer (got 'ten')"),
     (lambda d: d["spec"].update(trials={"maxTrials": 5}),
      "spec.trials.maxTrials is not a field (valid: max, parallelism, maxFailed, retries, "
-     "timeoutSeconds, goal, mode)"),
+     "timeoutSeconds, goal, mode, packing)"),
     (lambda d: d["spec"].update(searchSpace={"name": "darts"}),
      "spec.searchSpace.name must be one of macro-cnn, nasnet, rnn-cell, nas-bench-201, "
      "nas-bench-graph, custom (got 'darts')"),

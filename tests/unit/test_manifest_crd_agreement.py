@@ -405,6 +405,17 @@ CASES: list[tuple[str, bool, Callable[[], dict]]] = [
     ("parallelism>cap", False, lambda: search(trials={"max": 100_000, "parallelism": 10_001})),
     ("retries>100", False, lambda: search(trials={"retries": 101})),
     ("timeoutSeconds=0", False, lambda: search(trials={"timeoutSeconds": 0})),
+    ("packing-1..8", True, lambda: search(trials={"mode": "WarmPool",
+                                                  "packing": {"maxPerWorker": 8}})),
+    ("packing-one", True, lambda: search(trials={"mode": "WarmPool",
+                                                 "packing": {"maxPerWorker": 1}})),
+    ("packing=0", False, lambda: search(trials={"mode": "WarmPool",
+                                                "packing": {"maxPerWorker": 0}})),
+    ("packing>8", False, lambda: search(trials={"mode": "WarmPool",
+                                                "packing": {"maxPerWorker": 9}})),
+    ("packing-empty", False, lambda: search(trials={"mode": "WarmPool", "packing": {}})),
+    ("packing-unknown-key", False, lambda: search(trials={
+        "mode": "WarmPool", "packing": {"maxPerWorker": 2, "perGpu": 2}})),
     ("unknown-space", False, lambda: search(searchSpace={"name": "darts"})),
     ("unknown-option", False, lambda: search(searchSpace={
         "name": "macro-cnn", "options": {"depth": 3}})),

@@ -22,6 +22,7 @@ from . import pod_fields
 from .manifest_errors import ManifestError
 from .early_stopping.spec import EarlyStoppingSpec, parse_early_stopping
 from .nodes_check import MAX_NODES, check_nodes
+from .packing_check import MAX_PACK, check_packing
 from .oneshot.manifest_check import check_shared_weights
 from .spaces import SPACE_NAMES, SearchSpace, get_space
 from .spaces.base import OptionError
@@ -288,6 +289,16 @@ class TrialsSpec:
     timeout_seconds: int = 3600
     goal: float | None = None
     mode: str = "Job"   # on a cluster: a Job per Trial, or WarmPool workers; `nas run` ignores it
+    # spec.trials.packing.maxPerWorker (None: absent, one Trial per worker); WarmPool only
+    max_per_worker: int | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Trials the controller keeps running or waiting at once: with packing each of
+        the parallelism workers holds up to maxPerWorker of them."""
+        if self.mode == "WarmPool" and self.max_per_worker:
+            return self.parallelism * self.max_per_worker
+        return self.parallelism
 
 
 @dataclass(frozen=True)
@@ -401,6 +412,7 @@ def parse_search(doc: Any) -> SearchManifest:
     if trials.mode == "WarmPool" and trainer.command is not None:
         raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
     check_nodes(spec.raw("trainer") or {}, trials.mode, space.name)
+    check_packing(trials.max_per_worker, trials.mode, spec.raw("trainer") or {})
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
                           document=dict(doc), final_training=final_training,
@@ -534,6 +546,7 @@ def _parse_trials(section: _Section) -> TrialsSpec:
                                         maximum=31_536_000),
         goal=section.number("goal", None),
         mode=section.string("mode", defaults.mode, choices=TRIAL_MODES),
+        max_per_worker=_parse_packing(section.raw("packing"), section.has("packing")),
     )
     section.finish()
     if trials.parallelism > trials.max:
@@ -544,6 +557,19 @@ def _parse_trials(section: _Section) -> TrialsSpec:
                             f"fail more trials than it runs) (got {trials.max_failed} > "
                             f"{trials.max})")
     return trials
+
+
+def _parse_packing(value: Any, given: bool) -> int | None:
+    """spec.trials.packing.maxPerWorker, None when packing is absent."""
+    if not given:
+        return None
+    section = _Section(value, "spec.trials.packing")
+    if not section.has("maxPerWorker"):
+        raise ManifestError("spec.trials.packing.maxPerWorker is required (1 to "
+                            f"{MAX_PACK}: Trials one warm worker holds at once)")
+    count = section.integer("maxPerWorker", minimum=1, maximum=MAX_PACK)
+    section.finish()
+    return count
 
 
 def _parse_reward(value: Any) -> dict[str, Any] | None:
