@@ -412,7 +412,8 @@ def parse_search(doc: Any) -> SearchManifest:
     if trials.mode == "WarmPool" and trainer.command is not None:
         raise ManifestError(WARM_POOL_COMMAND_MESSAGE)
     check_nodes(spec.raw("trainer") or {}, trials.mode, space.name)
-    check_packing(trials.max_per_worker, trials.mode, spec.raw("trainer") or {})
+    check_packing(trials.max_per_worker, trials.mode, spec.raw("trainer") or {},
+                  early_stopping)
     return SearchManifest(name=name, namespace=namespace, space=space, strategy=strategy,
                           trials=trials, trainer=trainer, storage=storage, suspend=suspend,
                           document=dict(doc), final_training=final_training,

@@ -17,11 +17,16 @@ SHARED_WEIGHTS_MESSAGE = ("spec.trials.packing.maxPerWorker > 1 does not apply w
 PROCESSES_MESSAGE = ("spec.trials.packing.maxPerWorker > 1 needs spec.trainer.processes 1 (a "
                      "pack's children train together in the worker's one process): remove "
                      "processes or packing")
+EARLY_STOPPING_MESSAGE = ("spec.trials.packing.maxPerWorker > 1 does not apply with "
+                          "spec.earlyStopping (children trained together run all their "
+                          "epochs): remove one of them")
 
 
-def check_packing(max_per_worker: int | None, mode: str, trainer: Mapping[str, Any]) -> None:
+def check_packing(max_per_worker: int | None, mode: str, trainer: Mapping[str, Any],
+                  early_stopping: Any) -> None:
     """``max_per_worker``: spec.trials.packing.maxPerWorker (None: no packing field);
-    ``trainer``: spec.trainer as written (its own ranges are checked elsewhere)."""
+    ``trainer``: spec.trainer as written (its own ranges are checked elsewhere);
+    ``early_stopping``: the parsed spec.earlyStopping, None when absent."""
     if max_per_worker is None:
         return
     if mode != "WarmPool":
@@ -33,6 +38,8 @@ def check_packing(max_per_worker: int | None, mode: str, trainer: Mapping[str, A
     processes = trainer.get("processes")
     if isinstance(processes, int) and not isinstance(processes, bool) and processes > 1:
         raise ManifestError(PROCESSES_MESSAGE)
+    if early_stopping is not None:  # train_packed reports no progress per epoch
+        raise ManifestError(EARLY_STOPPING_MESSAGE)
 
 
 __all__ = ["MAX_PACK", "check_packing"]
