@@ -22,6 +22,7 @@ class TrialRecord:
     hash: str
     summary: str
     generation: int = 1  # spec.searchGeneration: which trainer snapshot runs it
+    created: str = ""  # metadata.creationTimestamp (a warm pool's packs wait for a burst)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def trial_record(body: dict[str, Any]) -> TrialRecord:
         hash=str((spec.get("architecture") or {}).get("hash", "")),
         summary=str(status.get("summary", "")),
         generation=trial_generation(body),
+        created=str(body["metadata"].get("creationTimestamp") or ""),
     )
 
 

@@ -38,6 +38,8 @@ class TrialsSpec:
     retries: int = DEFAULT_RETRIES
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     mode: str = MODE_JOB
+    # spec.trials.packing.maxPerWorker: Trials one warm worker holds at once (1: no packs)
+    max_per_worker: int = 1
 
     @classmethod
     def of(cls, spec: Mapping[str, Any] | None) -> "TrialsSpec":
@@ -48,6 +50,7 @@ class TrialsSpec:
             retries=_integer(trials, "retries", DEFAULT_RETRIES),
             timeout_seconds=_integer(trials, "timeoutSeconds", DEFAULT_TIMEOUT_SECONDS),
             mode=str(trials.get("mode") or MODE_JOB),
+            max_per_worker=_integer(trials.get("packing") or {}, "maxPerWorker", 1) or 1,
         )
 
     @property

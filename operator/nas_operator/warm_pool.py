@@ -159,20 +159,42 @@ class Pending:
     index: int
     pod_hash: str  # the pod its trainer snapshot makes
     generation: int = 1  # spec.searchGeneration: its trainer snapshot
+    age: float = float("inf")  # seconds since the Trial was created (inf: unknown)
 
 
 def choose_assignments(
-    pending: list[Pending], idle: list[dict[str, Any]]
+    pending: list[Pending], idle: list[dict[str, Any]], per_worker: int = 1
 ) -> list[tuple[Pending, dict[str, Any]]]:
-    """Pending Trials (oldest index first) paired with idle workers of their pod hash."""
+    """Pending Trials (oldest index first) paired with idle workers of their pod hash, up
+    to ``per_worker`` Trials each (spec.trials.packing.maxPerWorker). Each Trial goes to
+    the worker of its hash holding fewest so far (ties: by name), so with fewer Trials
+    than the workers could hold none idles while another holds a full pack."""
     free = sorted(idle, key=lambda p: p["metadata"]["name"])
+    held: dict[str, int] = {p["metadata"]["name"]: 0 for p in free}
     pairs = []
     for trial in sorted(pending, key=lambda t: t.index):
-        worker = next((p for p in free if pod_hash(p) == trial.pod_hash), None)
-        if worker is not None:
-            free.remove(worker)
+        fits = [p for p in free
+                if pod_hash(p) == trial.pod_hash and held[p["metadata"]["name"]] < per_worker]
+        if fits:
+            worker = min(fits, key=lambda p: held[p["metadata"]["name"]])  # stable: by name
+            held[worker["metadata"]["name"]] += 1
             pairs.append((trial, worker))
     return pairs
+
+
+# Trials come from the controller in bursts (a result in, a Trial out); waiting this long
+# after the youngest one lets a burst fill a pack instead of starting packs of one.
+PACK_FILL_SECONDS = 2.0
+
+
+def pack_fill_wait(pending: list[Pending], idle: int, per_worker: int) -> float:
+    """Seconds to hold off assigning so that more Trials join the packs (0: assign now):
+    only while the idle workers could hold more than wait and a Trial came in just now.
+    Bounded: a steady stream fills the packs, and a burst's end starts them."""
+    if per_worker <= 1 or not pending or not idle or len(pending) >= idle * per_worker:
+        return 0.0
+    youngest = min(t.age for t in pending)
+    return max(0.0, PACK_FILL_SECONDS - youngest)
 
 
 def idle_workers_to_recycle(

@@ -7,7 +7,9 @@ Pending Trials to idle workers. Everything it reads and writes is in the cluster
 restarted operator resumes from there. Each assignment is written to the pod with its
 resourceVersion as precondition and only then to the Trial (also conditional), so two
 operators, or one restarted at any instant, never run a Trial twice: a half-made
-assignment is adopted, a lost race is retracted.
+assignment is adopted, a lost race is retracted. With spec.trials.packing a worker is
+given up to maxPerWorker Trials as one pack, written the same way (a Trial lost to a race
+is taken out of the pack again).
 
 Called by the status loop's pass and by worker pod and Trial events; passes over one
 search are serialized within the operator.
@@ -23,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from kubernetes.client.rest import ApiException
-from nas_contracts.warm_pool import build_assignment, run_key
+from nas_contracts.warm_pool import build_assignment, build_pack, run_key
 
 from . import events
 from .builders.snapshot import TrainerSnapshot
@@ -67,6 +69,7 @@ from .warm_pool import (
     holds,
     idle_workers_to_recycle,
     is_idle,
+    pack_fill_wait,
     pod_ended,
     requeued_status,
     running_status,
@@ -106,6 +109,13 @@ def _pool_over(search: dict[str, Any], records: list[TrialRecord]) -> str:
     if decision_of(search) and count_trials(records).active == 0:
         return "the search has decided and no trial is left to run"
     return ""
+
+
+def _age(created: str, now: str) -> float:
+    """Seconds since ``created`` (a creationTimestamp); inf when unknown."""
+    if not created:
+        return float("inf")
+    return (parse_time(now) - parse_time(created)).total_seconds()
 
 
 def _ours(pod: dict[str, Any], search: dict[str, Any]) -> bool:
@@ -303,29 +313,52 @@ def _release(
 def _assign(
     api: KubeApi,
     search: dict[str, Any],
-    waiting: Pending,
+    waiting: list[Pending],
     pod: dict[str, Any],
-    run: TrainerSnapshot,
+    snapshots: Snapshots,
     now: str,
-) -> bool:
+) -> set[str]:
+    """Give ``waiting`` (oldest first, one pod hash) to the idle worker ``pod`` as one
+    assignment, or a pack when several: the pod first (conditional), then each Trial
+    Running (conditional). A Trial whose write loses a race is taken out of the pack again
+    (conditional); should that fail too, the next pass finds it an orphan (the Trial moved
+    on) or adopts it (still Pending, attempts one short): never run twice. Returns the
+    names of the Trials assigned."""
     namespace = search["metadata"]["namespace"]
-    trial = _get_trial(api, namespace, waiting.name)
-    status = (trial or {}).get("status") or {}
-    if trial is None or status.get("phase", "Pending") != "Pending":
-        return False  # the index lags: it is running or finished already
-    attempt = int(status.get("attempts") or 0) + 1
-    output_dir = output_dir_of(trial, run)
-    assignment = build_assignment(trial, attempt, trainer_config(run.trainer), output_dir, now)
-    patched = _set_assignment(api, pod, assignment)
+    chosen = []
+    for entry in waiting:
+        trial = _get_trial(api, namespace, entry.name)
+        status = (trial or {}).get("status") or {}
+        if trial is None or status.get("phase", "Pending") != "Pending":
+            continue  # the index lags: it is running or finished already
+        run = snapshots.run(entry.generation)
+        attempt = int(status.get("attempts") or 0) + 1
+        assignment = build_assignment(trial, attempt, trainer_config(run.trainer),
+                                      output_dir_of(trial, run), now)
+        chosen.append((trial, attempt, assignment))
+    if not chosen:
+        return set()
+    patched = _set_assignment(api, pod, _assignment_value([a for _, _, a in chosen]))
     if patched is None:
-        return False  # the pod changed (another operator assigned it): next pass
-    new = running_status(status, pod["metadata"]["name"], attempt, now)
-    new["summary"] = summarize(trial["spec"].get("architecture") or {})
-    if not _write(api, trial, new):
-        _set_assignment(api, patched, None)  # lost the Trial to another writer: retract
-        return False
-    events.normal(trial, "Assigned", f"running on worker pod {pod['metadata']['name']}")
-    return True
+        return set()  # the pod changed (another operator assigned it): next pass
+    won = []
+    for trial, attempt, assignment in chosen:
+        new = running_status(trial.get("status") or {}, pod["metadata"]["name"], attempt, now)
+        new["summary"] = summarize(trial["spec"].get("architecture") or {})
+        if _write(api, trial, new):
+            won.append((trial, assignment))
+    if len(won) < len(chosen):  # lost some Trials to another writer: retract them
+        _set_assignment(api, patched, _assignment_value([a for _, a in won]) if won else None)
+    where = f"worker pod {pod['metadata']['name']}"
+    for trial, _ in won:
+        events.normal(trial, "Assigned", f"running in a pack of {len(won)} on {where}"
+                      if len(won) > 1 else f"running on {where}")
+    return {t["metadata"]["name"] for t, _ in won}
+
+
+def _assignment_value(assignments: list[dict[str, Any]]) -> dict[str, Any]:
+    """One assignment alone (the form every worker reads), several as a pack."""
+    return assignments[0] if len(assignments) == 1 else build_pack(assignments)
 
 
 def _maintain_pool(
@@ -384,17 +417,25 @@ def sync_warm_pool(
         held = {str(a.get("trial")) for p in alive for a in assignments_of(p)}
         _requeue_lost(api, meta["namespace"], records, held)
         pending = [
-            Pending(r.name, r.index, snapshots.pod_hash(r.generation), r.generation)
+            Pending(r.name, r.index, snapshots.pod_hash(r.generation), r.generation,
+                    _age(r.created, now))
             for r in sorted(records, key=lambda r: r.index)
             if r.phase == "Pending" and r.name not in held
         ]
-        pairs = choose_assignments(pending, [p for p in alive if is_idle(p)])
+        idle = [p for p in alive if is_idle(p)]
+        per_worker = SearchRecord.of(search).trials.max_per_worker
+        fill = pack_fill_wait(pending, len(idle), per_worker)
+        if fill > 0:
+            deadlines.append(fill)  # more Trials may join the packs: assign then
+        packs: dict[str, tuple[dict[str, Any], list[Pending]]] = {}
+        for entry, pod in choose_assignments(pending, [] if fill > 0 else idle, per_worker):
+            packs.setdefault(pod["metadata"]["name"], (pod, []))[1].append(entry)
         assigned, busy = set(), set()
-        for waiting, pod in pairs:
-            busy.add(pod["metadata"]["name"])  # assigned, or changed meanwhile: not idle
-            if _assign(api, search, waiting, pod, snapshots.run(waiting.generation), now):
-                assigned.add(waiting.name)
+        for name, (pod, entries) in packs.items():
+            busy.add(name)  # assigned, or changed meanwhile: not idle
+            assigned |= _assign(api, search, entries, pod, snapshots, now)
         waiting = [t for t in pending if t.name not in assigned]
         _maintain_pool(api, search, alive, busy, waiting, snapshots, settings)
-        # no event marks a timeout: another pass just after the first one falls due
+        # no event marks a timeout (nor a pack's fill wait ending): another pass just
+        # after the first one falls due
         return min(deadlines) + 1.0 if deadlines else None

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from test_operator_fixtures import kube, kubectl, operator  # noqa: F401  (fixture)
+from test_operator_fixtures import events_of, kube, kubectl, operator  # noqa: F401
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     CORA,
     apply,
@@ -106,6 +106,34 @@ def test_nas_bench_graph_warm_pool_runs_every_trial_on_parallelism_workers(
              "the workers to be deleted once the search ended", timeout=60)
     print(f"\n20 nas-bench-graph trials on 3 warm workers: {seconds:.1f}s; per worker "
           f"{dict(per_worker)}")
+
+
+def test_packing_trains_three_trials_at_once_on_one_worker(cluster, search_operator, namespace):
+    """spec.trials.packing.maxPerWorker 3, one worker, 6 real digits trials: the worker is
+    given packs of 3 and trains each pack's children together; every Trial still reads as
+    its own run with its own reward."""
+    manifest = digits_search("packed", namespace, {"max": 6, "parallelism": 1, "retries": 0,
+                                                   "timeoutSeconds": 300}, batch=64)
+    manifest["spec"]["trials"]["packing"] = {"maxPerWorker": 3}
+    apply(cluster, manifest)
+    final = wait_final(cluster, namespace, "packed", timeout=400)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    _, trials = assert_volume_agrees_with_trials(cluster, namespace, "packed", 6)
+    assert all(t["status"]["phase"] == "Succeeded" for t in trials)
+    assert all(0.0 < t["status"]["reward"] <= 1.0 for t in trials)
+    assert {t["status"]["podName"] for t in trials} == {"packed-worker-0"}
+    best = max(trials, key=lambda t: t["status"]["reward"])
+    assert final["status"]["best"]["reward"] == pytest.approx(best["status"]["reward"])
+    assigned = {t["metadata"]["name"]: [e for e in events_of(cluster, namespace,
+                                                              t["metadata"]["name"])
+                                        if e.startswith("Assigned: ")] for t in trials}
+    assert all(events == ["Assigned: running in a pack of 3 on worker pod packed-worker-0"]
+               for events in assigned.values()), assigned
+    text = cluster.pod_log(namespace, "packed-worker-0")
+    together = re.findall(r"nas-worker: pid (\d+): trial \S+ attempt 1: reward \S+ "
+                          r"\(trained in a pack of 3\)", text)
+    assert len(together) == 6 and len(set(together)) == 1, text[-3000:]
+    assert text.count("packed 3 children on cpu") == 2, text[-3000:]
 
 
 def test_real_training_imports_torch_once_per_worker(cluster, search_operator, namespace):

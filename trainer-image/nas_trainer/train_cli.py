@@ -131,18 +131,12 @@ def evaluate(architecture: Any, read_config: Callable[[], dict[str, Any]], out: 
     # torch is imported here, after argument parsing, and counted in `seconds`.
     from .training import ConfigError, TrainerConfig, train_architecture
     from .data import DatasetError, DatasetUnavailable
-    from .training.run import load_data, log_to_stderr
+    from .training.run import log_to_stderr
 
     try:
         config_doc = read_config()
         config = TrainerConfig.from_dict(config_doc)
-        data = None
-        if data_cache is not None:
-            key = json.dumps(config_doc, sort_keys=True, default=str)
-            if key not in data_cache:
-                data_cache.clear()  # one dataset at a time: a new config replaces the old
-                data_cache[key] = load_data(config, str(architecture.get("space")))
-            data = data_cache[key]
+        data = cached_data(config_doc, config, str(architecture.get("space")), data_cache)
         outcome = train_architecture(architecture, config, out_dir=out, started=started,
                                      log=(lambda _: None) if quiet else log_to_stderr, data=data)
     except (InputError, ArchitectureError, ConfigError) as err:
@@ -158,6 +152,21 @@ def evaluate(architecture: Any, read_config: Callable[[], dict[str, Any]], out: 
         traceback.print_exc()
         return fail(f"{type(err).__name__}: {err}", permanent=False, error=err)
     return Evaluation(EXIT_OK, outcome.result.to_json())
+
+
+def cached_data(config_doc: dict[str, Any], config: Any, space: str,
+                data_cache: dict[Any, Any] | None) -> Any:
+    """The dataset of ``config`` (a TrainerConfig read from ``config_doc``), kept in
+    ``data_cache`` between trials of one process; None without a cache (train loads it)."""
+    if data_cache is None:
+        return None
+    from .training.run import load_data
+
+    key = json.dumps(config_doc, sort_keys=True, default=str)
+    if key not in data_cache:
+        data_cache.clear()  # one dataset at a time: a new config replaces the old
+        data_cache[key] = load_data(config, space)
+    return data_cache[key]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,10 @@ before it trains anything; a worker pays that once. The operator writes each ass
 into this pod's annotations (contract 8, ``nas_contracts.warm_pool``); the worker
 watches its own pod, trains the assignment in process with nas-train's code path
 (``train_cli.evaluate``) and answers with the result JSON (contract 3). A pack of
-assignments is trained one Trial after another, each answered as it finishes. The
+assignments (spec.trials.packing) has its image children of one trainer config trained
+together (``worker_packs``, ``training.packing.train_packed``) and answered at once;
+its other Trials, and any whose packed training failed, one after another, each
+answered as it finishes. The
 operator alone writes Trial status; the worker's ServiceAccount may only read and patch
 its own pod.
 
@@ -31,6 +34,7 @@ from nas_contracts.warm_pool import (ASSIGNMENT_ANNOTATION, RESULT_ANNOTATION, a
                                     pending_assignments,
                                     read_annotation, run_key)
 
+from . import worker_packs
 from .train_cli import Evaluation, evaluate
 
 WATCH_SECONDS = 300
@@ -50,15 +54,23 @@ def pack_result_patch(annotations: dict[str, str] | None, assignment: dict[str, 
     """The merge patch adding the answer to one Trial of a pack to the answers already
     given (each finished Trial is answered at once: a worker deleted mid-pack loses only
     the Trials it had not finished). A single assignment is answered as today."""
+    return pack_results_patch(annotations, [(assignment, doc)])
+
+
+def pack_results_patch(annotations: dict[str, str] | None,
+                       finished: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The merge patch adding the answers to several Trials of a pack (assignment, result
+    JSON), trained together and finished together, to the answers already given."""
     from .training.result import compact
 
     held = read_annotation(annotations, ASSIGNMENT_ANNOTATION) or {}
-    if "pack" not in held:
-        return result_patch(assignment, doc)
+    if "pack" not in held and len(finished) == 1:
+        return result_patch(*finished[0])
+    keys = {run_key(a) for a, _ in finished}
     earlier = [(a, json.dumps(a.get("result"), sort_keys=True))
-               for a in answers_in(annotations).values() if run_key(a) != run_key(assignment)]
-    result = compact(doc, TERMINATION_LIMIT - 512)
-    value = answer_pack([*earlier, (assignment, result)])
+               for a in answers_in(annotations).values() if run_key(a) not in keys]
+    new = [(a, compact(doc, TERMINATION_LIMIT - 512)) for a, doc in finished]
+    value = answer_pack([*earlier, *new])
     return {"metadata": {"annotations": {RESULT_ANNOTATION: value}}}
 
 
@@ -105,6 +117,60 @@ def answer_one(core: Any, pod: str, namespace: str, annotations: dict[str, str],
     return None, patched
 
 
+def answer_together(core: Any, pod: str, namespace: str, annotations: dict[str, str],
+                    group: list[dict[str, Any]], data_cache: dict[Any, Any],
+                    retrying: Any) -> tuple[int | None, Any]:
+    """Train a group of a pack (image children, one config) together, in chunks that fit
+    the device, and answer each chunk's Trials in one patch; a chunk whose packed
+    training fails is trained one Trial after another (each still answered on its own).
+    (1 when this process must exit, the annotations as last patched.)"""
+    from .training.result import error_json
+
+    had_torch = "torch" in sys.modules
+    try:
+        size = worker_packs.pack_size(group, data_cache)
+    except Exception as err:  # noqa: BLE001 - sizing failed: the safe path is one by one
+        log(f"could not size a pack of {len(group)} ({type(err).__name__}: {err}); "
+            "training its trials one after another")
+        size = 1
+    if not had_torch and "torch" in sys.modules:
+        log("imported torch")
+    for chunk in worker_packs.chunks(group, size):
+        evaluations, error = None, None
+        if len(chunk) > 1:
+            try:
+                evaluations = worker_packs.train_together(chunk, data_cache, log)
+            except Exception as err:  # noqa: BLE001 - each Trial then answers for itself
+                error = err
+                log(f"training {len(chunk)} trials together failed ({type(err).__name__}: "
+                    f"{err}); training them one after another")
+        if error is not None and may_have_poisoned_cuda(error):
+            doc = error_json(f"{type(error).__name__}: {error}", False)
+            patch = pack_results_patch(annotations, [(a, doc) for a in chunk])
+            retrying(lambda: core.patch_namespaced_pod(pod, namespace, patch),
+                     "answering a pack", give_up_after_s=600)
+            log("the CUDA context may be broken: exiting so that the pod is replaced")
+            return 1, annotations
+        if evaluations is None:  # a chunk of one, or a failed pack: the single-run path
+            for assignment in chunk:
+                code, patched = answer_one(core, pod, namespace, annotations, assignment,
+                                           data_cache, retrying)
+                annotations = dict(patched.metadata.annotations or {})
+                if code == 1:
+                    return 1, annotations
+            continue
+        finished = [(a, e.doc) for a, e in zip(chunk, evaluations)]
+        patch = pack_results_patch(annotations, finished)
+        patched = retrying(lambda: core.patch_namespaced_pod(pod, namespace, patch),
+                           f"answering {len(chunk)} trials trained together",
+                           give_up_after_s=600)
+        annotations = dict(patched.metadata.annotations or {})
+        for assignment, evaluation in zip(chunk, evaluations):
+            log(f"trial {assignment.get('trial')} attempt {assignment.get('attempt')}: reward "
+                f"{evaluation.doc.get('reward')} (trained in a pack of {len(chunk)})")
+    return None, annotations
+
+
 def log(message: str) -> None:
     print(f"nas-worker: pid {os.getpid()}: {message}", file=sys.stderr, flush=True)
 
@@ -130,15 +196,20 @@ def serve(pod: str, namespace: str) -> int:
                 if event["type"] == "DELETED":
                     return 0
                 annotations = dict(event["object"].metadata.annotations or {})
-                # A pack's Trials run one after another here, each answered when done: one
-                # failing answers only for itself and the next one still runs.
-                for assignment in pending_assignments(annotations):
-                    if run_key(assignment) in answered:
-                        continue
-                    code, answered_pod = answer_one(core, pod, namespace, annotations,
-                                                    assignment, data_cache, retrying)
-                    answered.add(run_key(assignment))
-                    annotations = dict(answered_pod.metadata.annotations or {})
+                # A pack's image children of one config train together; its other Trials
+                # one after another, each answered when done: one failing answers only
+                # for itself and the next one still runs.
+                fresh = [a for a in pending_assignments(annotations)
+                         if run_key(a) not in answered]
+                for group in worker_packs.plan(fresh):
+                    if len(group) > 1:
+                        code, annotations = answer_together(core, pod, namespace, annotations,
+                                                            group, data_cache, retrying)
+                    else:
+                        code, answered_pod = answer_one(core, pod, namespace, annotations,
+                                                        group[0], data_cache, retrying)
+                        annotations = dict(answered_pod.metadata.annotations or {})
+                    answered.update(run_key(a) for a in group)
                     if code == 1:
                         return 1
         except ApiException as err:

@@ -74,7 +74,7 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
                                  resolve_optimization(config, str(architecture["space"])),
                                  device, amp, stream)
         trainings.append(training)
-        stats.append((parameters, flops))
+        stats.append((parameters, flops, build))
     executions = [t.prepare() for t in trainings]
     log(f"packed {len(trainings)} children on {device.type}: {executions}")
 
@@ -90,7 +90,9 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
     seconds = time.perf_counter() - started
 
     outcomes = []
-    for architecture, training, final, execution, (parameters, flops) in zip(
+    mean, std = splits["train"].stats  # what model.pt needs to use the model, as run.py
+    extra = {"dataset": data.name, "normalization": {"mean": mean, "std": std}}
+    for architecture, training, final, execution, (parameters, flops, build) in zip(
             architectures, trainings, finals, executions, stats):
         history = [{"epoch": i + 1, **to_floats(m)} for i, m in enumerate(training.history)]
         reward_config = config.reward_for(language=False)
@@ -104,5 +106,5 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
                              seconds=seconds, parameters=parameters, flops=flops,
                              device=device.type, execution=execution,
                              hash=architecture.get("hash"))
-        outcomes.append(TrialOutcome(result, history, training.model))
+        outcomes.append(TrialOutcome(result, history, training.model, build, extra))
     return outcomes
