@@ -520,3 +520,42 @@ def test_the_controller_keeps_every_workers_pack_supplied():
     assert packed.trials.max_per_worker == 3 and budget_of(packed).parallelism == 6
     plain = parse_search(manifest({"max": 20, "parallelism": 2, "mode": "WarmPool"}))
     assert budget_of(plain).parallelism == 2
+
+
+def test_a_pack_larger_than_fits_trains_in_chunks_of_the_chosen_size(tmp_path, monkeypatch):
+    from nas_trainer import worker_packs
+
+    chunks, alone = [], []
+
+    def together(chunk, _cache, _log):
+        chunks.append([a["trial"] for a in chunk])
+        return [SimpleNamespace(code=0, error=None, doc={"reward": 0.25}) for _ in chunk]
+
+    def fake_train(held, _cache):
+        alone.append(held["trial"])
+        return SimpleNamespace(code=0, error=None, doc={"reward": 0.5})
+
+    monkeypatch.setattr(worker_packs, "pack_size", lambda group, _cache: 2)  # as on a GPU
+    monkeypatch.setattr(worker_packs, "train_together", together)
+    monkeypatch.setattr(worker, "train", fake_train)
+    core = PodCore(digits_pack(tmp_path, [DIGITS] * 5, [macro([4 + i]) for i in range(5)]))
+    assert run_pack(core) is None
+    assert chunks == [["digits-00001", "digits-00002"], ["digits-00003", "digits-00004"]]
+    assert alone == ["digits-00005"]  # a chunk of one runs as a single Trial
+    rewards = {a["trial"]: a["result"]["reward"]
+               for a in warm_pool.answers_in(core.annotations).values()}
+    assert rewards == {"digits-00001": 0.25, "digits-00002": 0.25, "digits-00003": 0.25,
+                       "digits-00004": 0.25, "digits-00005": 0.5}
+
+
+def test_nas_validate_says_how_many_trials_each_warm_worker_holds():
+    from pathlib import Path
+
+    from nas_trainer.cli import app
+    from typer.testing import CliRunner
+
+    example = Path(__file__).resolve().parents[2] / "examples/warm-pool-packing-digits.yaml"
+    result = CliRunner().invoke(app, ["validate", str(example)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert "2 at a time (on a cluster: 2 warm workers holding up to 4 each)" in said

@@ -319,12 +319,16 @@ def validate(manifest_path: Path = typer.Argument(..., metavar="SEARCH.yaml",
     space = manifest.space.build()
     size = space.size()
     trials = manifest.trials
+    # on a cluster only (`nas run` ignores the mode): each warm worker holds a pack
+    packs = (f" (on a cluster: {trials.parallelism} warm workers holding up to "
+             f"{trials.max_per_worker} each)" if (trials.max_per_worker or 1) > 1 else "")
     console.print(
         f"{manifest_path}: valid. Search {manifest.name}: space {space.name} "
         f"({plural(len(space.decisions), 'decision')}, "
         f"{size if size is not None else 'uncounted'} "
         f"architectures), strategy {manifest.strategy.name} (seed {manifest.strategy.seed}), "
-        f"up to {plural(trials.max, 'trial')}, {trials.parallelism} at a time.", highlight=False)
+        f"up to {plural(trials.max, 'trial')}, {trials.parallelism} at a time"
+        f"{packs}.", highlight=False)
 
 
 if __name__ == "__main__":
