@@ -233,6 +233,10 @@ def test_packing_trains_several_children_and_reports_each():
     assert len(outcomes) == 2
     assert outcomes[0].result.parameters < outcomes[1].result.parameters
     assert all(0 < o.result.reward <= 1 for o in outcomes)
+    # the pack's phases, as a single run reports its own (what warm_worker.py subtracts)
+    timings = outcomes[0].result.to_json()["timings"]
+    assert set(timings) == {"data", "build", "capture", "train"}
+    assert 0 < timings["train"] <= outcomes[0].result.seconds
 
 
 def test_pack_size_rule_fills_the_gpu_within_memory():

@@ -46,8 +46,8 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
                  data: ImageData | None = None, log: Log = log_to_stderr,
                  started: float | None = None) -> list[TrialOutcome]:
     """Train image children together (one stream and one captured step each), and
-    return one outcome per architecture, in order. `seconds` of each is the wall time of
-    the whole pack."""
+    return one outcome per architecture, in order. `seconds` and `timings` of each are
+    the whole pack's (its children's steps interleave: no child has a time of its own)."""
     started = time.perf_counter() if started is None else started
     spaces = {a.get("space") for a in architectures}
     if not spaces <= set(IMAGE_SPACES):
@@ -59,7 +59,17 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
         assert isinstance(loaded, ImageData)
         data = loaded
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:  # the pack's phases, as a single run reports its own
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = now - mark
+        mark = now
+
     splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
+    lap("data")
 
     trainings, stats = [], []
     for architecture in architectures:
@@ -75,7 +85,9 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
                                  device, amp, stream)
         trainings.append(training)
         stats.append((parameters, flops, build))
+    lap("build")
     executions = [t.prepare() for t in trainings]
+    lap("capture")
     log(f"packed {len(trainings)} children on {device.type}: {executions}")
 
     # Round-robin: each next() enqueues one step (or an epoch's evaluation) of one child.
@@ -87,6 +99,7 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
     finals = [t.final_metrics() for t in trainings]
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the metrics live on other streams
+    lap("train")  # every child's steps and evaluations, interleaved
     seconds = time.perf_counter() - started
 
     outcomes = []
@@ -105,6 +118,6 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
         result = TrialResult(reward=reward, metrics=metrics, epochs=config.epochs,
                              seconds=seconds, parameters=parameters, flops=flops,
                              device=device.type, execution=execution,
-                             hash=architecture.get("hash"))
+                             hash=architecture.get("hash"), timings=dict(timings))
         outcomes.append(TrialOutcome(result, history, training.model, build, extra))
     return outcomes
