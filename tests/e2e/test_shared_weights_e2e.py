@@ -52,7 +52,7 @@ def test_enas_search_survives_a_killed_controller_and_supernet_trainer(
     manifest = yaml.safe_load(EXAMPLE.read_text())
     manifest["metadata"] = {"name": NAME, "namespace": namespace}
     spec = manifest["spec"]
-    spec["trials"].update(max=TRIALS, retries=2)
+    spec["trials"].update(max=TRIALS, retries=2, mode="Job")  # a trial pod per child
     spec["trainer"].update(image="nas-trainer:test", epochs=2)
     spec["trainer"]["sharedWeights"]["stepsPerChild"] = STEPS
     spec["finalTraining"] = {"epochs": 2}
@@ -100,3 +100,76 @@ def torch_load(path: Path) -> dict:
 
     return torch.load(path, map_location="cpu", weights_only=True)
 
+
+
+WARM_NAME, WARM_TRIALS = "enas-warm", 8
+
+
+def worker_pids(name: str) -> list[int]:
+    """Local processes of this search's warm workers."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"nas-worker" not in cmdline or b"sh\x00-c" in cmdline:
+                continue
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if f"NAS_SEARCH_NAME={name}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_enas_on_a_warm_worker_holds_the_supernet_between_children(
+        cluster, search_operator, namespace):
+    """spec.trials.mode WarmPool with sharedWeights: one worker pod is the long-running
+    supernet trainer. It scores and trains child after child on the supernet it holds in
+    memory, reading the checkpoint only when it starts; killed once, its replacement reads
+    the checkpoint and goes on, and no child's training is lost or counted twice."""
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"] = {"name": WARM_NAME, "namespace": namespace}
+    spec = manifest["spec"]
+    spec["trials"].update(max=WARM_TRIALS, retries=2, mode="WarmPool")
+    spec["trainer"].update(image="nas-trainer:test", epochs=2)
+    spec["trainer"]["sharedWeights"]["stepsPerChild"] = STEPS
+    spec["finalTraining"] = {"epochs": 2}
+    apply(cluster, manifest)
+
+    def count_warm() -> int:
+        return len(trials_of(cluster, namespace, WARM_NAME))
+
+    wait_for(lambda: count_warm() >= 4, "4 trials", timeout=300, interval=0.2)
+    killed = wait_for(lambda: worker_pids(WARM_NAME), "the warm worker", timeout=60)
+    for pid in killed:
+        sigkill(pid)
+
+    final = wait_final(cluster, namespace, WARM_NAME, timeout=600)
+    status = final["status"]
+    assert status["phase"] == "Succeeded", status
+    trials = trials_of(cluster, namespace, WARM_NAME)
+    assert [t["spec"]["index"] for t in trials] == list(range(WARM_TRIALS))
+    for trial in trials:
+        got = trial["status"]
+        assert (got["phase"], got["reason"], got["estimate"]) == (
+            "Succeeded", "Estimated", "sharedWeights"), got
+
+    volume = volume_of(cluster, namespace, WARM_NAME)
+    sources = []
+    for trial in trials:
+        result = json.loads((volume / "trials" / f"{trial['spec']['index']:05d}"
+                             / "result.json").read_text())
+        sources.append(result["execution"].split(" on ", 1)[1].split(",")[0])
+    # each worker process reads (or makes) the supernet once, then holds it: the first
+    # worker and its replacement, plus a trial retried on the replacement at most
+    reads = [s for s in sources if s != "the supernet this process holds"]
+    assert sources[0] == "a new supernet", sources
+    assert 2 <= len(reads) <= 3 and len(sources) - len(reads) >= WARM_TRIALS - 3, sources
+    checkpoint = torch_load(volume / "supernet" / "supernet.pt")
+    assert checkpoint["children"] >= WARM_TRIALS
+    assert checkpoint["steps"] == checkpoint["children"] * STEPS
+    best = json.loads((volume / "best" / "result.json").read_text())
+    assert "estimate" not in best and best["epochs"] == 2
+    assert status["final"]["phase"] == "Succeeded"

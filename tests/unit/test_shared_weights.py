@@ -12,7 +12,8 @@ import torch
 
 from nas_trainer.data import load_dataset
 from nas_trainer.models import build_model
-from nas_trainer.oneshot.estimator import CHECKPOINT, estimate, supernet_folder
+from nas_trainer.oneshot import estimator
+from nas_trainer.oneshot.estimator import CHECKPOINT, HELD, estimate, supernet_folder
 from nas_trainer.oneshot.macro_supernet import MAX_FILTERS, MAX_KERNEL, MacroSupernet
 from nas_trainer.oneshot.settings import SharedWeights
 from nas_trainer.spaces import get_space
@@ -104,7 +105,8 @@ def test_a_search_resumed_from_its_folder_scores_as_an_uninterrupted_one(tmp_pat
     archs = children(4, seed=9)
     straight = run(tmp_path / "a", archs, 0, digits)
     resumed = run(tmp_path / "b", archs[:2], 0, digits)
-    resumed += run(tmp_path / "b", archs[2:], 2, digits)  # as another process would
+    HELD.forget()  # as another process would: nothing of the supernet in memory
+    resumed += run(tmp_path / "b", archs[2:], 2, digits)
     assert resumed == straight
     saved = [torch.load(tmp_path / name / "supernet" / CHECKPOINT, weights_only=True)
              for name in ("a", "b")]
@@ -113,6 +115,81 @@ def test_a_search_resumed_from_its_folder_scores_as_an_uninterrupted_one(tmp_pat
     for key, value in saved[0]["weights"].items():
         assert torch.equal(value, saved[1]["weights"][key]), key
     assert supernet_folder(tmp_path / "a" / "trials" / "00003") == (tmp_path / "a" / "supernet").resolve()
+
+
+def saved(folder: Path) -> dict:
+    return torch.load(folder / "supernet" / CHECKPOINT, weights_only=True)
+
+
+def count_loads(monkeypatch) -> list[int]:
+    """Counts the estimator's checkpoint reads."""
+    calls, real = [], torch.load
+    monkeypatch.setattr(estimator.torch, "load", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_one_process_keeps_its_supernet_between_children_as_if_it_reread_it(
+        tmp_path, digits, monkeypatch):
+    """A warm worker (or `nas run`) scores child after child on the supernet it holds: no
+    checkpoint read after the first, and the same rewards and weights as a process that
+    reads the checkpoint before every child."""
+    archs = children(4, seed=5)
+    HELD.forget()
+    loads = count_loads(monkeypatch)
+    held = run(tmp_path / "held", archs, 0, digits)
+    assert loads == []  # a new folder: nothing to read, then the held supernet each time
+    executions = [json.loads((tmp_path / "held" / "trials" / f"{i:05d}" / "result.json")
+                             .read_text())["execution"] for i in range(4)]
+    assert [e.split(" on ")[1].split(",")[0] for e in executions] == [
+        "a new supernet", *["the supernet this process holds"] * 3]
+    reread = []
+    for index, architecture in enumerate(archs):
+        HELD.forget()
+        reread += run(tmp_path / "reread", [architecture], index, digits)
+    assert len(loads) == 3
+    assert held == reread
+    a, b = saved(tmp_path / "held"), saved(tmp_path / "reread")
+    assert a["steps"] == b["steps"] == 4 * 3
+    for key, value in a["weights"].items():
+        assert torch.equal(value, b["weights"][key]), key
+
+
+def test_a_checkpoint_another_process_wrote_is_read_instead_of_the_held_one(
+        tmp_path, digits):
+    archs = children(3, seed=6)
+    HELD.forget()
+    run(tmp_path, archs[:2], 0, digits)
+    state = saved(tmp_path)
+    state["steps"], state["children"] = 100, 50  # another trainer went on meanwhile
+    for value in state["weights"].values():
+        if value.is_floating_point():
+            value.zero_()
+    buffer = __import__("io").BytesIO()
+    torch.save(state, buffer)
+    estimator.atomic_write(tmp_path / "supernet" / CHECKPOINT, buffer.getvalue())
+    run(tmp_path, archs[2:], 2, digits)
+    after = saved(tmp_path)
+    assert (after["steps"], after["children"]) == (103, 51)
+
+
+def test_a_child_that_fails_midway_leaves_nothing_held(tmp_path, digits, monkeypatch):
+    """Weights changed in memory but never saved are not used by the next child."""
+    archs = children(3, seed=7)
+    HELD.forget()
+    run(tmp_path, archs[:1], 0, digits)
+    real_train = estimator.train
+
+    def fail_midway(supernet, *args):
+        real_train(supernet, *args)  # the held weights and counters move on...
+        raise RuntimeError("killed midway")  # ...but are never saved
+
+    monkeypatch.setattr(estimator, "train", fail_midway)
+    with pytest.raises(RuntimeError):
+        run(tmp_path, archs[1:2], 1, digits)
+    monkeypatch.setattr(estimator, "train", real_train)
+    run(tmp_path, archs[2:], 2, digits)
+    after = saved(tmp_path)
+    assert (after["steps"], after["children"]) == (2 * 3, 2)
 
 
 def test_shared_weights_refuse_other_spaces_and_a_trial_without_a_folder(digits):

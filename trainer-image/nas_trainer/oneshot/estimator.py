@@ -95,6 +95,56 @@ class Supernet:
         self.steps, self.children = int(state["steps"]), int(state["children"])
 
 
+class HeldSupernet:
+    """The supernet a process last saved, kept in memory for its next child: a warm worker
+    (spec.trials.mode WarmPool) or `nas run` then scores and trains child after child
+    without reading the checkpoint or moving the data to the device again, as ENAS's one
+    long-running trainer does. Reused only while the checkpoint on disk is the very file
+    this process wrote (its inode, size and mtime): any other writer, or a failed child,
+    and the next child loads from disk."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Any, ...] | None = None
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int, int] | None:
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    @staticmethod
+    def _key(path: Path, architecture: Mapping[str, Any], config: TrainerConfig,
+             device: torch.device) -> tuple[Any, ...]:
+        space = architecture["space"]
+        return (str(path), space, repr(SHAPES[space](architecture)), str(device),
+                repr(config.augment), config.seed, config.batch_size, config.learning_rate,
+                config.weight_decay)
+
+    def take(self, path: Path, architecture: Mapping[str, Any], config: TrainerConfig,
+             device: torch.device, data: ImageData) -> tuple[Supernet, Any] | None:
+        entry, self._entry = self._entry, None
+        if entry is None:
+            return None
+        key, stamp, held_data, supernet, splits = entry
+        if (key != self._key(path, architecture, config, device) or held_data is not data
+                or stamp != self._stamp(path)):
+            return None
+        return supernet, splits
+
+    def keep(self, path: Path, architecture: Mapping[str, Any], config: TrainerConfig,
+             device: torch.device, data: ImageData, supernet: Supernet, splits: Any) -> None:
+        self._entry = (self._key(path, architecture, config, device), self._stamp(path),
+                       data, supernet, splits)
+
+    def forget(self) -> None:
+        self._entry = None
+
+
+HELD = HeldSupernet()
+
+
 def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: SharedWeights,
              data: ImageData, device: torch.device, out_dir: str | Path | None,
              log: Callable[[str], None], started: float) -> TrialResult:
@@ -109,26 +159,41 @@ def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: S
                           "the trial needs its folder on the search volume (NAS_OUTPUT_DIR; "
                           "in a cluster, a ReadWriteMany volume or trainer.mountSearchVolume)")
     canonical = architecture["canonical"]
-    splits = device_splits(data, config, device, torch.float32)
     folder = supernet_folder(out_dir)
     timings: dict[str, float] = {}
+    mark = time.perf_counter()
     with locked(folder):
-        supernet = Supernet(architecture, data, config, device)
         path = folder / CHECKPOINT
-        if path.exists():
-            supernet.load(torch.load(path, map_location=device, weights_only=True), path)
-        mark = time.perf_counter()
-        val_loss, val_accuracy = score(supernet.model, canonical, splits["val"], config,
-                                       settings, supernet.children)
-        timings["score"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        train_loss, train_accuracy = train(supernet, canonical, splits["train"], config,
-                                           settings)
-        timings["train"] = time.perf_counter() - mark
-        supernet.children += 1
-        buffer = io.BytesIO()
-        torch.save(supernet.state(), buffer)
-        atomic_write(path, buffer.getvalue())
+        held = HELD.take(path, architecture, config, device, data)
+        try:
+            if held is not None:
+                supernet, splits = held
+                source = "the supernet this process holds"
+            else:
+                splits = device_splits(data, config, device, torch.float32)
+                supernet = Supernet(architecture, data, config, device)
+                source = "a new supernet"
+                if path.exists():
+                    supernet.load(torch.load(path, map_location=device, weights_only=True),
+                                  path)
+                    source = "the supernet read from its checkpoint"
+            timings["load"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            val_loss, val_accuracy = score(supernet.model, canonical, splits["val"], config,
+                                           settings, supernet.children)
+            timings["score"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            train_loss, train_accuracy = train(supernet, canonical, splits["train"], config,
+                                               settings)
+            timings["train"] = time.perf_counter() - mark
+            supernet.children += 1
+            buffer = io.BytesIO()
+            torch.save(supernet.state(), buffer)
+            atomic_write(path, buffer.getvalue())
+        except BaseException:
+            HELD.forget()  # weights changed in memory but not saved: never reuse them
+            raise
+        HELD.keep(path, architecture, config, device, data, supernet, splits)
     history = [{"epoch": 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
                 "val_loss": val_loss, "val_accuracy": val_accuracy}]
     reward_config = config.reward_for(False)
@@ -142,7 +207,8 @@ def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: S
     result = TrialResult(
         reward=reward, metrics=metrics, epochs=0, seconds=time.perf_counter() - started,
         parameters=count_parameters(child), flops=0, device=device.type,
-        execution=f"shared weights: scored, then {settings.steps_per_child} supernet steps",
+        execution=(f"shared weights: scored on {source}, then {settings.steps_per_child} "
+                   "supernet steps"),
         timings=timings, hash=architecture.get("hash"), estimate=ESTIMATE)
     write_trial_folder(Path(out_dir), result.to_json(), history)
     return result
