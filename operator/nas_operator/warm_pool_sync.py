@@ -197,7 +197,8 @@ def _settle(
         return pod
     settled = 0
     for assignment in assignments:
-        outcome = _settle_run(api, pod, assignment, snapshots, now, deadlines)
+        outcome = _settle_run(api, pod, assignment, snapshots, now, deadlines,
+                              pack=len(assignments))
         if outcome is _GONE:
             return None
         settled += outcome is _SETTLED
@@ -219,10 +220,14 @@ def _settle_run(
     snapshots: Snapshots,
     now: str,
     deadlines: list[float],
+    pack: int = 1,
 ) -> str:
     """One run the pod holds: _SETTLED (its Trial's status says how it ended, or it is an
     orphan), _OPEN (still running, or a status write to retry next pass), or _GONE (the pod
-    was deleted: a timed-out Trial; its pack mates are requeued as lost, no retry used)."""
+    was deleted: a timed-out Trial; its pack mates are requeued as lost, no retry used).
+    A Trial in a pack of ``pack`` has ``pack`` x timeoutSeconds from its start: its worker
+    may train the pack's Trials one after another (a chunk that does not fit, or children
+    that cannot be trained together), so its own clock starts before its turn."""
     meta = pod["metadata"]
     trial = _get_trial(api, meta["namespace"], str(assignment.get("trial")))
     if trial is not None and trial["metadata"]["uid"] == assignment.get("uid"):
@@ -253,15 +258,17 @@ def _settle_run(
             new = crashed_status(old, crash_message(pod), run.retries, now)
         return _SETTLED if _write(api, trial, new) else _OPEN
     started = parse_time(old.get("startTime") or now)
-    left = started + timedelta(seconds=run.timeout_seconds) - parse_time(now)
+    allowed = run.timeout_seconds * max(1, pack)
+    left = started + timedelta(seconds=allowed) - parse_time(now)
     if left.total_seconds() >= 0:
         deadlines.append(left.total_seconds())
         return _OPEN
+    why = f" (timeoutSeconds x a pack of {pack})" if pack > 1 else ""
     timed_out = {
         **old,
         "phase": "Failed",
         "reason": "Timeout",
-        "message": f"no result {run.timeout_seconds}s after its first start; "
+        "message": f"no result {allowed}s{why} after its first start; "
         f"deleted worker pod {meta['name']}",
         "completionTime": now,
     }

@@ -192,6 +192,32 @@ def test_a_worker_deleted_mid_pack_requeues_its_unanswered_trials_without_a_retr
         assert not statuses[name].get("failedAttempts")
 
 
+def test_a_pack_of_three_has_three_timeouts_before_its_trials_time_out(monkeypatch):
+    """Its worker may train them one after another: the third's clock runs from the
+    start, so one timeout each would fail it while it waits its turn."""
+    from nas_operator import trial_sync, warm_pool_sync
+
+    monkeypatch.setattr(trial_sync, "_announce_finish", lambda *_: None)
+
+    class Timeout20:
+        def run(self, _generation):
+            return SimpleNamespace(retries=1, timeout_seconds=20)
+
+    api = FakeApi([running_trial(i) for i in (1, 2, 3)], pack_pod([]))
+    deadlines: list[float] = []
+    # 50 s after the start: past one timeout (20 s), within the pack's three (60 s)
+    assert warm_pool_sync._settle(api, api.pod, Timeout20(), "2026-01-01T00:00:50Z",
+                                  deadlines) is api.pod
+    assert {t["status"]["phase"] for t in api.trials.values()} == {"Running"}
+    assert deadlines == [10.0, 10.0, 10.0]  # the next pass: when the pack's time is up
+    assert warm_pool_sync._settle(api, api.pod, Timeout20(), "2026-01-01T00:01:01Z",
+                                  []) is None
+    first = api.trials["cora-00001"]["status"]
+    assert (first["phase"], first["reason"]) == ("Failed", "Timeout")
+    assert "no result 60s (timeoutSeconds x a pack of 3)" in first["message"]
+    assert api.deleted  # the stuck worker is replaced
+
+
 def test_a_fully_answered_pack_leaves_the_worker_idle(settle):
     ok = '{"schema": "nas.result/v1", "reward": 0.5, "metrics": {"val_accuracy": 0.5}}'
     api = FakeApi([running_trial(i) for i in (1, 2, 3)], pack_pod([(1, ok), (2, ok), (3, ok)]))
