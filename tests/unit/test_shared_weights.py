@@ -13,7 +13,8 @@ import torch
 from nas_trainer.data import load_dataset
 from nas_trainer.models import build_model
 from nas_trainer.oneshot import estimator
-from nas_trainer.oneshot.estimator import CHECKPOINT, HELD, estimate, supernet_folder
+from nas_trainer.oneshot.estimator import CHECKPOINT, estimate, supernet_folder
+from nas_trainer.oneshot.held import HELD
 from nas_trainer.oneshot.macro_supernet import MAX_FILTERS, MAX_KERNEL, MacroSupernet
 from nas_trainer.oneshot.settings import SharedWeights
 from nas_trainer.spaces import get_space
