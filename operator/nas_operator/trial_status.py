@@ -163,8 +163,17 @@ def derive_job_status(
     if job_status.get("startTime"):
         status["startTime"] = job_status["startTime"]
     if (cond := _condition(job, "Complete")) is not None:
-        result, raw = _result_of(pods, exit_zero=True)
-        status.update(succeeded_status(result, raw))
+        if any(_rank_zero(p) and terminated_state(p) is not None for p in pods):
+            result, raw = _result_of(pods, exit_zero=True)
+            status.update(succeeded_status(result, raw))
+        else:  # the result was only in the pod's termination message: not a trainer error
+            status.update(
+                phase="Failed",
+                reason="ResultLost",
+                message=f"Job {job['metadata']['name']} completed, but its pod was deleted "
+                "before the operator read the result from it (a pod deleted as it finished, "
+                "or its node lost); the result is gone",
+            )
         status["completionTime"] = job_status.get("completionTime") or cond.get(
             "lastTransitionTime"
         )

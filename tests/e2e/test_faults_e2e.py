@@ -333,12 +333,18 @@ def test_trial_pods_deleted_while_running(cluster, search_operator, namespace, r
         say(request, f"  deleted (pod: the phase it ended in) {deleted}")
         summary = assert_invariants(cluster, namespace, name, sampler, trials_may_fail=True)
     trials = {t["metadata"]["name"]: t for t in trials_of(cluster, namespace, name)}
+    struck = {pod.rsplit("-", 1)[0] for pod in deleted}
     for pod, phase in deleted.items():
-        # a pod killed before it finished made its Trial run again (or use up its retries)
-        trial = trials[pod.rsplit("-", 1)[0]]
-        if phase == "Failed":
-            assert trial["status"]["phase"] == "Failed" or trial["status"]["attempts"] >= 2, (
-                pod, trial["status"])
+        got = trials[pod.rsplit("-", 1)[0]]["status"]
+        if phase == "Failed":  # killed before it finished: ran again (or used up its retries)
+            assert got["phase"] == "Failed" or got["attempts"] >= 2, (pod, got)
+        elif got["phase"] == "Failed":  # deleted as it finished: its result went with it
+            assert got["reason"] == "ResultLost", (pod, got)
+    for trial_name, trial in trials.items():  # no other trial failed, and each says why
+        if trial["status"]["phase"] == "Failed":
+            assert trial_name in struck, (trial_name, trial["status"])
+            assert trial["status"]["reason"] in ("ResultLost", "RetriesExhausted"), (
+                trial_name, trial["status"])
     assert "Failed" in deleted.values(), f"no deletion interrupted a trial: {deleted}"
     say(request, f"{len(deleted)} trial pods deleted: {summary}; "
                  f"{time.monotonic() - started:.0f}s")

@@ -142,6 +142,12 @@ def test_completed_job_without_result_is_an_invalid_result():
     assert "done!" in status["message"]
 
 
+def test_a_completed_job_whose_pod_is_gone_lost_its_result_not_a_trainer_error():
+    status = derive_trial_status(trial(), job(("Complete", "", "")), [])
+    assert (status["phase"], status["reason"]) == ("Failed", "ResultLost")
+    assert "pod was deleted before the operator read the result" in status["message"]
+
+
 def test_exit_code_3_is_a_permanent_error_with_the_trainers_message():
     error = json.dumps(
         {"schema": "nas.result/v1", "error": "stride 3 shrinks the image to 0", "permanent": True}
