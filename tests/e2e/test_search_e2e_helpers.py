@@ -119,17 +119,21 @@ def volume_report(folder: Path) -> VolumeReport:
                         epoch=int(epoch))
 
 
-def controller_pids(namespace: str, name: str) -> list[int]:
-    """PIDs of the local processes running this search's controller (the node agent runs
-    a pod's command as a process of this machine)."""
+def search_pids(name: str, commands: tuple[bytes, ...], namespace: str | None = None
+                ) -> list[int]:
+    """PIDs of the local processes of search ``name`` (the node agent runs a pod's command
+    as a process of this machine) whose command line names one of ``commands``, not the
+    shells that start them."""
     pids = []
-    wanted = {f"NAS_SEARCH_NAME={name}".encode(), f"NAS_NAMESPACE={namespace}".encode()}
+    wanted = {f"NAS_SEARCH_NAME={name}".encode()}
+    if namespace is not None:
+        wanted.add(f"NAS_NAMESPACE={namespace}".encode())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if b"nas-controller" not in cmdline or b"sh\x00-c" in cmdline:
+            if not any(c in cmdline for c in commands) or b"sh\x00-c" in cmdline:
                 continue
             environ = set((entry / "environ").read_bytes().split(b"\0"))
         except OSError:
@@ -137,6 +141,11 @@ def controller_pids(namespace: str, name: str) -> list[int]:
         if wanted <= environ:
             pids.append(int(entry.name))
     return pids
+
+
+def controller_pids(namespace: str, name: str) -> list[int]:
+    """PIDs of the local processes running this search's controller."""
+    return search_pids(name, (b"nas-controller",), namespace)
 
 
 def sigkill(pid: int) -> None:

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
-    apply, controller_pids, crds, search_object, search_operator, sigkill, trials_of,
-    volume_of, wait_final,
+    apply, controller_pids, crds, search_object, search_operator, search_pids, sigkill,
+    trials_of, volume_of, wait_final,
 )
 from tests.cluster.waiting import wait_for
 
@@ -26,21 +26,8 @@ TRIALS, STEPS = 10, 10
 
 
 def trainer_pids(name: str) -> list[int]:
-    """Local processes of this search's trainers (the node agent runs a pod's command here)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"nas-train" not in cmdline and b"nas_trainer.train_cli" not in cmdline:
-                continue
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue
-        if f"NAS_SEARCH_NAME={name}".encode() in environ and b"sh\x00-c" not in cmdline:
-            pids.append(int(entry.name))
-    return pids
+    """Local processes of this search's trainers."""
+    return search_pids(name, (b"nas-train", b"nas_trainer.train_cli"))
 
 
 def count(cluster, namespace: str) -> int:
@@ -107,20 +94,7 @@ WARM_NAME, WARM_TRIALS = "enas-warm", 8
 
 def worker_pids(name: str) -> list[int]:
     """Local processes of this search's warm workers."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"nas-worker" not in cmdline or b"sh\x00-c" in cmdline:
-                continue
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue
-        if f"NAS_SEARCH_NAME={name}".encode() in environ:
-            pids.append(int(entry.name))
-    return pids
+    return search_pids(name, (b"nas-worker",))
 
 
 def test_enas_on_a_warm_worker_holds_the_supernet_between_children(
