@@ -26,17 +26,19 @@ import signal
 import statistics
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-for folder in (REPO_ROOT, REPO_ROOT / "tests" / "e2e"):
+for folder in (REPO_ROOT, REPO_ROOT / "tests" / "e2e", REPO_ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+from nas_operator.search_status import parse_time  # noqa: E402
+from nas_trainer.oneshot.estimator import HELD_SUPERNET, supernet_source  # noqa: E402
+from operator_scale import create_namespace  # noqa: E402
 from test_operator_fixtures import apply, apply_crds, kube  # noqa: E402
 from test_search_e2e_helpers import (  # noqa: E402
     search_object, start_search_operator, trials_of, volume_of)
@@ -63,15 +65,8 @@ def manifest(namespace: str, mode: str, children: int, steps: int) -> dict[str, 
     return doc
 
 
-def parse_time(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
 def run_search(cluster, namespace: str, mode: str, args) -> dict[str, Any]:
-    k = kube(cluster)
-    k.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-    wait_for(lambda: k.get_or_none(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
-             f"the default ServiceAccount of {namespace}", timeout=60)
+    create_namespace(kube(cluster), namespace)
     started = time.monotonic()
     apply(cluster, manifest(namespace, mode, args.children, args.steps))
 
@@ -89,18 +84,18 @@ def run_search(cluster, namespace: str, mode: str, args) -> dict[str, Any]:
         meta, status = trial["metadata"], trial.get("status") or {}
         if status.get("phase") != "Succeeded" or not status.get("completionTime"):
             continue
-        per_trial.append(parse_time(status["completionTime"])
-                         - parse_time(meta["creationTimestamp"]))
+        per_trial.append((parse_time(status["completionTime"])
+                          - parse_time(meta["creationTimestamp"])).total_seconds())
         result = json.loads((volume / "trials" / f"{trial['spec']['index']:05d}"
                              / "result.json").read_text())
         work.append(sum(result.get("timings", {}).get(k, 0.0)
                         for k in ("load", "score", "train")))
-        sources.append(result["execution"].split(" on ", 1)[1].split(",")[0])
+        sources.append(supernet_source(result["execution"]))
     best = (search_object(cluster, namespace, NAME).get("status") or {}).get("best") or {}
     log(f"{mode}: {len(per_trial)} children scored in {wall:.1f}s")
     return {"mode": mode, "wall": wall, "children": len(per_trial),
             "per_trial": statistics.mean(per_trial), "work": statistics.mean(work),
-            "held": sum(s == "the supernet this process holds" for s in sources),
+            "held": sum(s == HELD_SUPERNET for s in sources),
             "best": best.get("reward")}
 
 

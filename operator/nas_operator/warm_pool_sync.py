@@ -258,7 +258,7 @@ def _settle_run(
             new = crashed_status(old, crash_message(pod), run.retries, now)
         return _SETTLED if _write(api, trial, new) else _OPEN
     started = parse_time(old.get("startTime") or now)
-    allowed = run.timeout_seconds * max(1, pack)
+    allowed = run.timeout_seconds * pack
     left = started + timedelta(seconds=allowed) - parse_time(now)
     if left.total_seconds() >= 0:
         deadlines.append(left.total_seconds())

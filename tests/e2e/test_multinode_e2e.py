@@ -18,6 +18,15 @@ from tests.cluster.waiting import wait_for
 pytestmark = pytest.mark.cluster
 
 
+def _job_pods(cluster, namespace: str, job_name: str) -> list[dict]:
+    return get(cluster, f"/api/v1/namespaces/{namespace}/pods"
+               f"?labelSelector=batch.kubernetes.io/job-name={job_name}")["items"]
+
+
+def _index(pod: dict) -> str:
+    return pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+
+
 def test_a_two_node_trial_is_an_indexed_job_and_reports_once(cluster, search_operator,
                                                               namespace):
     manifest = search("nodes", namespace, {"name": "macro-cnn", "options": {"layers": 2}},
@@ -37,28 +46,15 @@ def test_a_two_node_trial_is_an_indexed_job_and_reports_once(cluster, search_ope
     service = get(cluster, f"/api/v1/namespaces/{namespace}/services/{job_name}")
     assert service["spec"]["clusterIP"] == "None"
     assert service["metadata"]["ownerReferences"][0]["uid"] == trial["metadata"]["uid"]
-    pods = get(cluster, f"/api/v1/namespaces/{namespace}/pods")["items"]
     messages = {}
-    for pod in pods:
-        if pod["metadata"].get("labels", {}).get("batch.kubernetes.io/job-name") != job_name:
-            continue
-        index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+    for pod in _job_pods(cluster, namespace, job_name):
         (state,) = pod["status"]["containerStatuses"]
-        messages[index] = state["state"]["terminated"].get("message") or ""
+        messages[_index(pod)] = state["state"]["terminated"].get("message") or ""
     assert sorted(messages) == ["0", "1"]
     result = json.loads(messages["0"])
     assert result["execution"].endswith("DDP over 2 processes (gloo)"), result
     assert result["reward"] == pytest.approx(trial["status"]["reward"])
     assert messages["1"] == "", "only global rank 0 writes a result"
-
-
-def _job_pods(cluster, namespace: str, job_name: str) -> list[dict]:
-    return [p for p in get(cluster, f"/api/v1/namespaces/{namespace}/pods")["items"]
-            if p["metadata"].get("labels", {}).get("batch.kubernetes.io/job-name") == job_name]
-
-
-def _index(pod: dict) -> str:
-    return pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
 
 
 def test_a_peer_lost_mid_training_reruns_the_attempt_instead_of_hanging(

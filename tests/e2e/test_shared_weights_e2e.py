@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nas_trainer.oneshot.estimator import HELD_SUPERNET, NEW_SUPERNET, supernet_source
 
 from test_search_e2e_helpers import (  # noqa: F401  (fixtures)
     apply, controller_pids, crds, search_object, search_operator, search_pids, sigkill,
@@ -135,11 +136,11 @@ def test_enas_on_a_warm_worker_holds_the_supernet_between_children(
     for trial in trials:
         result = json.loads((volume / "trials" / f"{trial['spec']['index']:05d}"
                              / "result.json").read_text())
-        sources.append(result["execution"].split(" on ", 1)[1].split(",")[0])
+        sources.append(supernet_source(result["execution"]))
     # each worker process reads (or makes) the supernet once, then holds it: the first
     # worker and its replacement, plus a trial retried on the replacement at most
-    reads = [s for s in sources if s != "the supernet this process holds"]
-    assert sources[0] == "a new supernet", sources
+    reads = [s for s in sources if s != HELD_SUPERNET]
+    assert sources[0] == NEW_SUPERNET, sources
     assert 2 <= len(reads) <= 3 and len(sources) - len(reads) >= WARM_TRIALS - 3, sources
     checkpoint = torch_load(volume / "supernet" / "supernet.pt")
     assert checkpoint["children"] >= WARM_TRIALS

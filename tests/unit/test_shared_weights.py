@@ -13,7 +13,8 @@ import torch
 from nas_trainer.data import load_dataset
 from nas_trainer.models import build_model
 from nas_trainer.oneshot import estimator
-from nas_trainer.oneshot.estimator import CHECKPOINT, estimate, supernet_folder
+from nas_trainer.oneshot.estimator import (CHECKPOINT, HELD_SUPERNET, NEW_SUPERNET, estimate,
+                                           supernet_folder, supernet_source)
 from nas_trainer.oneshot.held import HELD
 from nas_trainer.oneshot.macro_supernet import MAX_FILTERS, MAX_KERNEL, MacroSupernet
 from nas_trainer.oneshot.settings import SharedWeights
@@ -141,8 +142,7 @@ def test_one_process_keeps_its_supernet_between_children_as_if_it_reread_it(
     assert loads == []  # a new folder: nothing to read, then the held supernet each time
     executions = [json.loads((tmp_path / "held" / "trials" / f"{i:05d}" / "result.json")
                              .read_text())["execution"] for i in range(4)]
-    assert [e.split(" on ")[1].split(",")[0] for e in executions] == [
-        "a new supernet", *["the supernet this process holds"] * 3]
+    assert [supernet_source(e) for e in executions] == [NEW_SUPERNET, *[HELD_SUPERNET] * 3]
     reread = []
     for index, architecture in enumerate(archs):
         HELD.forget()

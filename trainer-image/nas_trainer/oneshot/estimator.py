@@ -29,6 +29,7 @@ from ..training.config import ConfigError, TrainerConfig
 from ..training.device_data import DeviceImages
 from ..training.engine import SGD
 from ..training.image import device_splits
+from ..training.laps import Laps
 from ..training.result import TrialResult, write_trial_folder
 from ..training.reward import compute_reward
 from .held import HELD
@@ -40,6 +41,16 @@ DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_WEIGHT_DECAY = 1e-4
 GRAD_CLIP = 5.0  # ENAS clips the shared weights' gradient norm at 5
 ESTIMATE = "sharedWeights"
+# What a child was scored on, named in its result's `execution`
+NEW_SUPERNET = "a new supernet"
+READ_SUPERNET = "the supernet read from its checkpoint"
+HELD_SUPERNET = "the supernet this process holds"
+
+
+def supernet_source(execution: str) -> str | None:
+    """Which of the three a shared-weights result's `execution` names."""
+    return next((source for source in (NEW_SUPERNET, READ_SUPERNET, HELD_SUPERNET)
+                 if f"scored on {source}," in execution), None)
 
 
 def supernet_folder(out_dir: str | Path) -> Path:
@@ -111,32 +122,29 @@ def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: S
                           "in a cluster, a ReadWriteMany volume or trainer.mountSearchVolume)")
     canonical = architecture["canonical"]
     folder = supernet_folder(out_dir)
-    timings: dict[str, float] = {}
-    mark = time.perf_counter()
+    laps = Laps()  # load counts the wait for the lock
     with locked(folder):
         path = folder / CHECKPOINT
         held = HELD.take(path, architecture, config, device, data)
         try:
             if held is not None:
                 supernet, splits = held
-                source = "the supernet this process holds"
+                source = HELD_SUPERNET
             else:
                 splits = device_splits(data, config, device, torch.float32)
                 supernet = Supernet(architecture, data, config, device)
-                source = "a new supernet"
+                source = NEW_SUPERNET
                 if path.exists():
                     supernet.load(torch.load(path, map_location=device, weights_only=True),
                                   path)
-                    source = "the supernet read from its checkpoint"
-            timings["load"] = time.perf_counter() - mark
-            mark = time.perf_counter()
+                    source = READ_SUPERNET
+            laps.lap("load")
             val_loss, val_accuracy = score(supernet.model, canonical, splits["val"], config,
                                            settings, supernet.children)
-            timings["score"] = time.perf_counter() - mark
-            mark = time.perf_counter()
+            laps.lap("score")
             train_loss, train_accuracy = train(supernet, canonical, splits["train"], config,
                                                settings)
-            timings["train"] = time.perf_counter() - mark
+            laps.lap("train")
             supernet.children += 1
             buffer = io.BytesIO()
             torch.save(supernet.state(), buffer)
@@ -160,7 +168,7 @@ def estimate(architecture: Mapping[str, Any], config: TrainerConfig, settings: S
         parameters=count_parameters(child), flops=0, device=device.type,
         execution=(f"shared weights: scored on {source}, then {settings.steps_per_child} "
                    "supernet steps"),
-        timings=timings, hash=architecture.get("hash"), estimate=ESTIMATE)
+        timings=laps.timings, hash=architecture.get("hash"), estimate=ESTIMATE)
     write_trial_folder(Path(out_dir), result.to_json(), history)
     return result
 

@@ -21,6 +21,7 @@ from ..data import ImageData
 from ..models import IMAGE_SPACES, count_flops, count_parameters
 from .config import ConfigError, TrainerConfig, resolve_optimization
 from .image import ImageTraining, device_splits
+from .laps import Laps
 from .result import TrialResult
 from .reward import compute_reward
 from .run import (IMAGE_METRICS, Log, TrialOutcome, build_child, load_data, log_to_stderr,
@@ -59,15 +60,8 @@ def train_packed(architectures: Sequence[Mapping[str, Any]], config: TrainerConf
         assert isinstance(loaded, ImageData)
         data = loaded
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    timings: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def lap(name: str) -> None:  # the pack's phases, as a single run reports its own
-        nonlocal mark
-        now = time.perf_counter()
-        timings[name] = now - mark
-        mark = now
-
+    laps = Laps()  # the pack's phases, as a single run reports its own
+    lap, timings = laps.lap, laps.timings
     splits = device_splits(data, config, device, torch.bfloat16 if amp else torch.float32)
     lap("data")
 

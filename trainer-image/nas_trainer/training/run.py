@@ -29,6 +29,7 @@ from ..models import (IMAGE_SPACES, LANGUAGE_SPACES, ArchitectureError, build_mo
 from . import distributed
 from .config import ConfigError, TrainerConfig, resolve_optimization
 from .image import ImageTraining, device_splits
+from .laps import Laps
 from .language import LanguageTraining
 from .result import TrialResult, save_model, write_trial_folder
 from .reward import compute_reward
@@ -163,14 +164,8 @@ def train_architecture(architecture: Mapping[str, Any], config: TrainerConfig, *
     if reward_config.metric not in known:
         raise ConfigError(f"trainer.reward.metric must be one of {list(known)} "
                           f"(got {reward_config.metric!r})")
-    timings: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - mark
-        mark = now
+    laps = Laps()
+    lap, timings = laps.lap, laps.timings
 
     # 1. data
     seed_everything(config)
